@@ -1,0 +1,61 @@
+"""`python -m cluster <command> ...`: a registry of subcommands.
+
+A command is a module with `HELP` (one line), `add_arguments(parser)` and
+`run(args) -> int` (the exit code). Modules keep heavy imports inside `run`, so that
+building the parser for `--help` stays fast. To add a command, add one line to
+`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, Interrupted, InvalidInput
+
+COMMANDS: dict[str, str] = {}
+
+
+def _load(module_name: str) -> ModuleType:
+    module = importlib.import_module(module_name)
+    for attribute in ("HELP", "add_arguments", "run"):
+        if not hasattr(module, attribute):
+            raise TypeError(f"command module {module_name} has no {attribute}")
+    return module
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cluster",
+        description="reprotune: reproducible, distributed strategy optimization on Ray.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = _load(module_name)
+        sub = commands.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args))
+    except InvalidInput as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    except Interrupted as error:
+        print(f"interrupted (resumable): {error}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:  # the last line of defence: a bug, so show where it happened
+        traceback.print_exc()
+        return EXIT_FAILED
