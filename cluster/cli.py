@@ -15,7 +15,13 @@ import traceback
 from collections.abc import Sequence
 from types import ModuleType
 
-from cluster.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID_INPUT, Interrupted, InvalidInput
+from cluster.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_INPUT,
+    Interrupted,
+    InvalidInput,
+)
 
 COMMANDS: dict[str, str] = {}
 

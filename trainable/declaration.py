@@ -72,24 +72,68 @@ def _plain(number: float) -> str:
 
 # STRATEGY.md, "Parameters": name, type, valid values, default search range, role.
 PARAMETERS: tuple[ParamDecl, ...] = (
-    ParamDecl("key_level_lookback", "int", 1, False, (50, 300),
-              "bars of history in which key levels are found"),
-    ParamDecl("min_level_touches", "int", 1, False, (2, 5),
-              "pivots needed in one zone for it to count as a key level"),
-    ParamDecl("min_distance_from_level", "float", 0.0, False, (0.0005, 0.005),
-              "zone width, relative: pivots within this fraction of each other are one level"),
-    ParamDecl("pierce_depth", "float", 0.0, True, (0.001, 0.005),
-              "how far, relative, a wick may pierce a level and still count as a false break"),
-    ParamDecl("reversal_candles", "int", 1, False, (1, 5),
-              "consecutive closes back on the right side of the level that confirm the reversal"),
-    ParamDecl("volume_spike_threshold", "float", 0.0, False, (1.0, 3.0),
-              "pierce-bar volume / mean volume of the 20 bars before it"),
-    ParamDecl("atr_multiplier_sl", "float", 0.0, True, (1.0, 3.0),
-              "stop distance in ATR(14) units"),
-    ParamDecl("risk_reward_ratio", "float", 0.0, True, (1.0, 4.0),
-              "take-profit distance / stop distance"),
-    ParamDecl("max_holding_periods", "int", 1, False, (10, 200),
-              "bars after entry at which an open trade is closed at the bar's close"),
+    ParamDecl(
+        "key_level_lookback",
+        "int",
+        1,
+        False,
+        (50, 300),
+        "bars of history in which key levels are found",
+    ),
+    ParamDecl(
+        "min_level_touches",
+        "int",
+        1,
+        False,
+        (2, 5),
+        "pivots needed in one zone for it to count as a key level",
+    ),
+    ParamDecl(
+        "min_distance_from_level",
+        "float",
+        0.0,
+        False,
+        (0.0005, 0.005),
+        "zone width, relative: pivots within this fraction of each other are one level",
+    ),
+    ParamDecl(
+        "pierce_depth",
+        "float",
+        0.0,
+        True,
+        (0.001, 0.005),
+        "how far, relative, a wick may pierce a level and still count as a false break",
+    ),
+    ParamDecl(
+        "reversal_candles",
+        "int",
+        1,
+        False,
+        (1, 5),
+        "consecutive closes back on the right side of the level that confirm the reversal",
+    ),
+    ParamDecl(
+        "volume_spike_threshold",
+        "float",
+        0.0,
+        False,
+        (1.0, 3.0),
+        "pierce-bar volume / mean volume of the 20 bars before it",
+    ),
+    ParamDecl(
+        "atr_multiplier_sl", "float", 0.0, True, (1.0, 3.0), "stop distance in ATR(14) units"
+    ),
+    ParamDecl(
+        "risk_reward_ratio", "float", 0.0, True, (1.0, 4.0), "take-profit distance / stop distance"
+    ),
+    ParamDecl(
+        "max_holding_periods",
+        "int",
+        1,
+        False,
+        (10, 200),
+        "bars after entry at which an open trade is closed at the bar's close",
+    ),
 )
 
 PARAMETERS_BY_NAME: dict[str, ParamDecl] = {p.name: p for p in PARAMETERS}
@@ -107,14 +151,18 @@ class MetricDecl:
 # STRATEGY.md, "Results" and C16-C18. Every float metric may be None (undefined, C18);
 # n_trades is always an int. `score` is C17's optimization target and is never None.
 METRICS: tuple[MetricDecl, ...] = (
-    MetricDecl("score", "float", "Sharpe when n_trades >= min_trades and Sharpe is defined, "
-               "else SCORE_PENALTY (C17)"),
+    MetricDecl(
+        "score",
+        "float",
+        "Sharpe when n_trades >= min_trades and Sharpe is defined, else SCORE_PENALTY (C17)",
+    ),
     MetricDecl("sharpe", "float", "mean / std (ddof=1) of per-bar returns * sqrt(bars_per_year)"),
     MetricDecl("sortino", "float", "mean / downside deviation of per-bar returns (C16)"),
     MetricDecl("calmar", "float", "CAGR / max drawdown (C16)"),
     MetricDecl("total_return", "float", "final equity / initial equity - 1"),
-    MetricDecl("max_drawdown", "float", "largest peak-to-trough fall of marked equity, "
-               "a positive fraction"),
+    MetricDecl(
+        "max_drawdown", "float", "largest peak-to-trough fall of marked equity, a positive fraction"
+    ),
     MetricDecl("n_trades", "int", "number of closed trades"),
     MetricDecl("win_rate", "float", "share of trades with return > 0"),
     MetricDecl("profit_factor", "float", "sum of winning / |sum of losing| trade returns"),
