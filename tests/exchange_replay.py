@@ -17,7 +17,8 @@ Faults (`server.faults`, consumed by klines requests in arrival order): 429 with
 `Retry-After`, 5xx, slow answers (client timeouts), always failing, short pages for
 requests starting inside a range, rows omitted from the first answer that holds them,
 a conflicting duplicate row, overlapping pages (rows before startTime). The server's
-clock is settable (`server_time_ms`); `revise()` changes a candle. Every request is
+clock is settable (`server_time_ms`) and can fail (`faults.time_status`); `revise()`
+changes a candle. Every request is
 logged (`requests`, `klines_requests()`), so tests can assert what was asked for.
 """
 
@@ -65,6 +66,7 @@ class Faults:
     omitted_once: set[int] = field(default_factory=set)
     conflicting_duplicate_at: int | None = None
     overlap_rows: int = 0
+    time_status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ class ReplayExchange:
         with self._lock:
             self.requests.append(Request(path, params))
         if path == "/api/v3/time":
+            if self.faults.time_status is not None:
+                return self.faults.time_status, {}, "<html>no clock</html>"
             return 200, {}, {"serverTime": self.now()}
         if path == "/api/v3/ping":
             return 200, {}, {}

@@ -39,10 +39,6 @@ class Cleaned:
     columns: CandleColumns
     filled_ranges: tuple[Range, ...]
 
-    @property
-    def filled_rows(self) -> int:
-        return sum(high - low for low, high in self.filled_ranges)
-
 
 def check_gap_policy(gap_policy: str, max_fill_share: float) -> None:
     """The policy's own settings: InvalidInput names a bad one."""
