@@ -35,22 +35,11 @@ def test_a_fresh_process_gives_the_same_fingerprint() -> None:
         "from cluster.candles.sources import SyntheticSource\n"
         f"print(load_candles(SyntheticSource('1h', {START}, 20000, 3)).manifest.fingerprint)\n"
     )
-    env_hash_seed = {"PYTHONHASHSEED": "random"}
+    env = {**os.environ, "PYTHONHASHSEED": "random"}
     out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**_env(), **env_hash_seed},
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == here
-
-
-def _env() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def test_synthetic_candles_pass_every_rule_without_gaps() -> None:
