@@ -16,7 +16,8 @@ It implements what ../shared/data/README.md states about the exchange:
 Faults (`server.faults`, consumed by klines requests in arrival order): 429 with
 `Retry-After`, 5xx, slow answers (client timeouts), always failing, short pages for
 requests starting inside a range, rows omitted from the first answer that holds them,
-a conflicting duplicate row, overlapping pages (rows before startTime). The server's
+a conflicting duplicate row, overlapping pages (rows before startTime, or a page's
+first rows sent twice), every request failing after the first N. The server's
 clock is settable (`server_time_ms`) and can fail (`faults.time_status`); `revise()`
 changes a candle. Every request is
 logged (`requests`, `klines_requests()`), so tests can assert what was asked for.
@@ -66,6 +67,8 @@ class Faults:
     omitted_once: set[int] = field(default_factory=set)
     conflicting_duplicate_at: int | None = None
     overlap_rows: int = 0
+    repeated_rows: int = 0
+    fail_after_requests: int | None = None
     time_status: int | None = None
 
 
@@ -113,7 +116,9 @@ class ReplayExchange:
         handler = type("Handler", (_Handler,), {"replay": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -170,6 +175,10 @@ class ReplayExchange:
     def _consume_fault(self) -> tuple[int, dict[str, str], Any] | None:
         with self._lock:
             faults = self.faults
+            if faults.fail_after_requests is not None:
+                if faults.fail_after_requests <= 0:
+                    return 503, {}, "<html>unavailable</html>"
+                faults.fail_after_requests -= 1
             if faults.always_status is not None:
                 return faults.always_status, {}, "<html>unavailable</html>"
             if faults.rate_limited > 0:
@@ -230,6 +239,8 @@ class ReplayExchange:
             and faults.short_page_from <= start_time < faults.short_page_until
         ):
             indices = indices[: faults.short_page_rows]
+        if faults.repeated_rows and indices:
+            indices = indices[: faults.repeated_rows] + indices
         if faults.overlap_rows and indices:
             indices = list(range(max(0, indices[0] - faults.overlap_rows), indices[0])) + indices
         with self._lock:

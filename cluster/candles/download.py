@@ -1,8 +1,9 @@
 """Downloading one range of candles from an exchange, completely and consistently.
 
 - Pagination: `fetch_ohlcv(since, limit)` with `limit` = the page size, continuing
-  from the newest received open time + 1 ms until the range's end. A short page never
-  ends a download; an empty page does (nothing at or after `since`).
+  from the newest received open time + 1 ms until a candle at or after the range's
+  last grid time has arrived. A short page never ends a download; an empty page does
+  (the exchange has nothing at or after `since`).
 - A candle whose open time + timeframe is later than the exchange's clock is
   unfinished: it is never kept (the caller caps ranges at the clock anyway).
 - Rows repeated across or within pages collapse when identical (bit for bit); two
@@ -174,6 +175,8 @@ class _Window:
             if bar is not None and min(newest + step, high) > done:
                 bar.update((min(newest + step, high) - done) // step)
                 done = min(newest + step, high)
+            if newest + step >= high:  # the next candle would open at or after `high`
+                break
             cursor = newest + 1
         if bar is not None and high > done:
             bar.update((high - done) // step)
