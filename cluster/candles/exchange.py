@@ -145,8 +145,8 @@ class ExchangeClient:
             headers = getattr(self._exchange, "last_response_headers", None) or {}
             retry_after = headers.get("Retry-After") if hasattr(headers, "get") else None
             # An HTTP-date Retry-After does not parse: keep the exponential delay then.
-            with contextlib.suppress(TypeError, ValueError):
-                delay = max(delay, float(retry_after))
+            with contextlib.suppress(ValueError):
+                delay = max(delay, float(str(retry_after))) if retry_after is not None else delay
         return float(min(settings.backoff_max_s, delay))
 
     def server_time(self) -> int:

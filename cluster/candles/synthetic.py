@@ -72,9 +72,15 @@ def generate(source: SyntheticSource) -> CandleColumns:
     volume = np.where(spikes, volume * (2.0 + 6.0 * rng.random(n)), volume)
     low, high, volume = _false_breaks(rng, open_, high, low, close, volume)
     # Rounding is monotone, so high >= max(open, close) >= ... survive it.
-    prices = [np.round(a, 2) for a in (open_, high, low, close)]
     timestamp = source.start + np.arange(n, dtype=np.int64) * timeframe_ms(source.timeframe)
-    return CandleColumns(timestamp, *prices, np.round(volume, 5))
+    return CandleColumns(
+        timestamp,
+        np.round(open_, 2),
+        np.round(high, 2),
+        np.round(low, 2),
+        np.round(close, 2),
+        np.round(volume, 5),
+    )
 
 
 def _regimes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
