@@ -61,6 +61,7 @@ class Faults:
     slow: int = 0
     slow_delay_s: float = 0.6
     always_status: int | None = None
+    always_body: Any = "<html>unavailable</html>"
     short_page_rows: int | None = None
     short_page_from: int = 0
     short_page_until: int = 2**62
@@ -180,7 +181,7 @@ class ReplayExchange:
                     return 503, {}, "<html>unavailable</html>"
                 faults.fail_after_requests -= 1
             if faults.always_status is not None:
-                return faults.always_status, {}, "<html>unavailable</html>"
+                return faults.always_status, {}, faults.always_body
             if faults.rate_limited > 0:
                 faults.rate_limited -= 1
                 body = {"code": -1003, "msg": "Too many requests."}

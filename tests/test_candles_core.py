@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -368,3 +370,15 @@ def test_manifest_round_trips_through_json(fixture_candles_path: Path) -> None:
     assert set(data["library_versions"]) == {"ccxt", "numpy", "pyarrow"}
     with pytest.raises(InvalidInput, match="filled_rows"):
         Manifest.from_dict({**data, "filled_rows": 51})
+
+
+def test_the_table_matches_the_backtest_and_imports_stay_light() -> None:
+    from trainable.backtest import CANDLE_COLUMNS as BACKTEST_COLUMNS
+
+    assert CANDLE_COLUMNS == BACKTEST_COLUMNS
+    code = "import sys, cluster.candles.dataset, cluster.cli; print('ccxt' in sys.modules)"
+    repo = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"  # a cache hit or --help never pays for ccxt

@@ -15,7 +15,12 @@ from exchange_replay import ReplayExchange, read_candles, replay_exchange
 from cluster.candles.cache import CacheKey, read_cache
 from cluster.candles.dataset import Dataset, load_candles, resolve_last_candles
 from cluster.candles.download import ConflictingCandles
-from cluster.candles.exchange import DownloadSettings, ExchangeClient, ExchangeUnavailable
+from cluster.candles.exchange import (
+    DownloadSettings,
+    ExchangeClient,
+    ExchangeFailure,
+    ExchangeUnavailable,
+)
 from cluster.candles.incremental import RevisedCandles, Revision, ensure_cached
 from cluster.candles.sources import CcxtSource, ParquetSource
 from cluster.candles.table import CANDLE_COLUMNS, CandleColumns
@@ -258,6 +263,17 @@ def test_an_unknown_symbol_fails_at_once(replay: ReplayExchange, tmp_path: Path)
         load_candles(
             CcxtSource("binanceuss", "BTC/USDT", "5m", int(TS[0]), int(TS[10])), cache_dir=tmp_path
         )
+
+
+def test_an_authentication_error_fails_at_once(replay: ReplayExchange, tmp_path: Path) -> None:
+    replay.faults.always_status = 401
+    replay.faults.always_body = {
+        "code": -2015,
+        "msg": "Invalid API-key, IP, or permissions for action.",
+    }
+    with pytest.raises(ExchangeFailure, match="AuthenticationError"):
+        load_candles(five(0, 100), cache_dir=tmp_path, settings=fast(replay))
+    assert len(replay.klines_requests()) == 1
 
 
 def test_conflicting_duplicates_stop_the_download(replay: ReplayExchange, tmp_path: Path) -> None:

@@ -115,9 +115,15 @@ def _cache_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.data_command == "fetch":
-        return _fetch(args)
-    return _show(args)
+    from cluster.candles.exchange import ExchangeFailure
+
+    try:
+        if args.data_command == "fetch":
+            return _fetch(args)
+        return _show(args)
+    except ExchangeFailure as error:  # refused for good (e.g. authentication): no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def _fetch(args: argparse.Namespace) -> int:
