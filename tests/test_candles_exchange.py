@@ -340,7 +340,7 @@ def test_a_revised_candle_with_and_without_refresh(replay: ReplayExchange, tmp_p
     assert replay.requests == [] and same.manifest.fingerprint == before.manifest.fingerprint
     # --refresh re-downloads, reports the revision and takes it.
     _, report = ensure_cached(source, tmp_path, fast(replay), refresh=True)
-    row = FIVE.row(500)[1:]
+    row = FIVE.values(500)
     assert report.revisions == [Revision(int(TS[500]), row, (*row[:4], old_volume + 1.0))]
     after = load_candles(source, cache_dir=tmp_path, settings=fast(replay))
     assert after.manifest.fingerprint != before.manifest.fingerprint

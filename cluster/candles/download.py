@@ -24,12 +24,10 @@ import numpy as np
 
 from cluster.candles.cleaning import find_gaps
 from cluster.candles.exchange import ExchangeClient, ExchangeFailure
-from cluster.candles.table import MAX_LISTED, CandleColumns
+from cluster.candles.table import MAX_LISTED, CandleColumns, Values
 from cluster.candles.times import format_utc
 from cluster.errors import InvalidInput
 from cluster.timeframes import timeframe_ms
-
-Values = tuple[float, float, float, float, float]
 
 
 class ConflictingCandles(InvalidInput):
@@ -60,12 +58,9 @@ class RowMerger:
     collapsed: int = 0
 
     def add(self, columns: CandleColumns, keep: np.ndarray) -> None:
-        values = np.column_stack(
-            [columns.open, columns.high, columns.low, columns.close, columns.volume]
-        )
         for index in np.flatnonzero(keep):
             timestamp = int(columns.timestamp[index])
-            row: Values = tuple(float(v) for v in values[index])  # type: ignore[assignment]
+            row = columns.values(int(index))
             known = self.rows.get(timestamp)
             if known is None:
                 self.rows[timestamp] = row

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from cluster.candles.cache import CacheContent, CacheKey, cache_lock, read_cache, write_cache
-from cluster.candles.download import DownloadStats, Values, download_range, same_values
+from cluster.candles.download import DownloadStats, download_range, same_values
 from cluster.candles.exchange import DownloadSettings, ExchangeClient, progress_bar
 from cluster.candles.sources import CcxtSource
-from cluster.candles.table import MAX_LISTED, CandleColumns
+from cluster.candles.table import MAX_LISTED, CandleColumns, Values
 from cluster.candles.times import Range, format_range, format_utc, subtract_ranges
 from cluster.errors import InvalidInput
 from cluster.timeframes import timeframe_ms
@@ -158,9 +158,9 @@ def _compare(content: CacheContent, rows: CandleColumns, *, only_covered: bool) 
         if only_covered and not any(low <= ts < high for low, high in content.covered):
             continue
         j = int(np.searchsorted(cached_ts, ts))
-        fetched = rows.row(i)[1:]
+        fetched = rows.values(i)
         if j < len(cached_ts) and cached_ts[j] == ts:
-            cached = content.columns.row(j)[1:]
+            cached = content.columns.values(j)
             if not same_values(cached, fetched):
                 revisions.append(Revision(ts, cached, fetched))
         else:
@@ -170,8 +170,8 @@ def _compare(content: CacheContent, rows: CandleColumns, *, only_covered: bool) 
 
 def _compare_rows(old: CandleColumns, new: CandleColumns) -> list[Revision]:
     """Every candle changed, added or removed between two sorted row sets."""
-    old_rows = {int(old.timestamp[i]): old.row(i)[1:] for i in range(len(old))}
-    new_rows = {int(new.timestamp[i]): new.row(i)[1:] for i in range(len(new))}
+    old_rows = {int(old.timestamp[i]): old.values(i) for i in range(len(old))}
+    new_rows = {int(new.timestamp[i]): new.values(i) for i in range(len(new))}
     revisions = []
     for ts in sorted(old_rows.keys() | new_rows.keys()):
         before, after = old_rows.get(ts), new_rows.get(ts)

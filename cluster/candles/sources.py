@@ -59,8 +59,8 @@ def _check_time(value: object, field: str, timeframe: object, *, optional: bool)
     if value is None and optional:
         return
     _check_int(value, field, 0)
-    if isinstance(timeframe, str) and timeframe in TIMEFRAME_MINUTES:
-        check_aligned(int(value), timeframe, field)  # type: ignore[call-overload]
+    if isinstance(value, int) and isinstance(timeframe, str) and timeframe in TIMEFRAME_MINUTES:
+        check_aligned(value, timeframe, field)
 
 
 def _check_order(start: object, end: object) -> None:

@@ -22,6 +22,7 @@ CANDLE_SCHEMA = pa.schema(
     + [pa.field(name, pa.float64(), nullable=False) for name in VALUE_COLUMNS]
 )
 MAX_LISTED = 20
+Values = tuple[float, float, float, float, float]  # open, high, low, close, volume
 
 
 @dataclass(frozen=True)
@@ -104,11 +105,15 @@ class CandleColumns:
         """Rows by slice (views) or by index/boolean array (copies)."""
         return CandleColumns(*(getattr(self, name)[selector] for name in CANDLE_COLUMNS))
 
-    def row(self, index: int) -> tuple[int, float, float, float, float, float]:
+    def values(self, index: int) -> Values:
+        """Row `index`'s open, high, low, close and volume as Python floats."""
         return (
-            int(self.timestamp[index]),
-            *(float(getattr(self, name)[index]) for name in VALUE_COLUMNS),
-        )  # type: ignore[return-value]
+            float(self.open[index]),
+            float(self.high[index]),
+            float(self.low[index]),
+            float(self.close[index]),
+            float(self.volume[index]),
+        )
 
 
 def _column_numpy(column: pa.ChunkedArray) -> np.ndarray:
@@ -123,13 +128,4 @@ def concat(parts: list[CandleColumns]) -> CandleColumns:
         return CandleColumns.empty()
     return CandleColumns(
         *(np.concatenate([getattr(part, name) for part in parts]) for name in CANDLE_COLUMNS)
-    )
-
-
-def same_values(a: CandleColumns, i: int, b: CandleColumns, j: int) -> bool:
-    """Row i of a and row j of b carry bit-identical values (NaN equals NaN)."""
-    return all(
-        getattr(a, name)[i : i + 1].view(np.int64)[0]
-        == getattr(b, name)[j : j + 1].view(np.int64)[0]
-        for name in CANDLE_COLUMNS
     )
