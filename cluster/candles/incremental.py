@@ -135,7 +135,7 @@ def _fetch(
                     bar=bar,
                 )
                 report.stats.append(got.stats)
-                spill = _compare(content, got.extras, only_covered=True)
+                spill = _compare(content, got.extras)
                 if spill and not refresh:
                     _raise_revised(spill, source)
                 if spill:
@@ -149,13 +149,13 @@ def _fetch(
     return content
 
 
-def _compare(content: CacheContent, rows: CandleColumns, *, only_covered: bool) -> list[Revision]:
+def _compare(content: CacheContent, rows: CandleColumns) -> list[Revision]:
     """Rows that differ from (or are absent in) the cache where the cache is covered."""
     revisions = []
     cached_ts = content.columns.timestamp
     for i in range(len(rows)):
         ts = int(rows.timestamp[i])
-        if only_covered and not any(low <= ts < high for low, high in content.covered):
+        if not any(low <= ts < high for low, high in content.covered):
             continue
         j = int(np.searchsorted(cached_ts, ts))
         fetched = rows.values(i)
