@@ -14,7 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from cluster.candles.cleaning import clean, find_gaps
-from cluster.candles.dataset import last_candles_range, load_candles
+from cluster.candles.dataset import (
+    DataChanged,
+    check_fingerprint,
+    last_candles_range,
+    load_candles,
+)
 from cluster.candles.fingerprint import fingerprint
 from cluster.candles.manifest import Manifest
 from cluster.candles.sources import CcxtSource, ParquetSource, SyntheticSource, source_from_dict
@@ -382,3 +387,13 @@ def test_the_table_matches_the_backtest_and_imports_stay_light() -> None:
         [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"  # a cache hit or --help never pays for ccxt
+
+
+def test_a_changed_dataset_names_both_fingerprints() -> None:
+    dataset = load_candles(SyntheticSource("1h", JAN_1_2024, 100, 1))
+    check_fingerprint(dataset, dataset.manifest.fingerprint)
+    other = load_candles(SyntheticSource("1h", JAN_1_2024, 100, 2)).manifest.fingerprint
+    with pytest.raises(
+        DataChanged, match=f"recorded fingerprint {other}, now {dataset.manifest.fingerprint}"
+    ):
+        check_fingerprint(dataset, other)

@@ -111,6 +111,25 @@ def load_candles(
     return Dataset(table, manifest)
 
 
+class DataChanged(InvalidInput):
+    """The data a source gives now is not the data a job recorded (contract 4)."""
+
+
+def check_fingerprint(dataset: Dataset, recorded: str) -> None:
+    """Raise `DataChanged` naming both fingerprints unless the dataset is `recorded`'s.
+
+    For re-runs and resumes: never quietly produce numbers from different data.
+    """
+    if dataset.manifest.fingerprint != recorded:
+        manifest = dataset.manifest
+        raise DataChanged(
+            f"the candle data changed: recorded fingerprint {recorded}, now "
+            f"{manifest.fingerprint} ({manifest.source.kind} {manifest.pair or ''} "
+            f"{manifest.timeframe}, {manifest.rows} rows); a ccxt source reads the cache, "
+            "which changes only by `data fetch --refresh` or a re-fetch of a corrupt file"
+        )
+
+
 def _read_parquet(source: ParquetSource) -> _Raw:
     path = Path(source.path)
     what = f"parquet source {source.path}"
