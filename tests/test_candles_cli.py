@@ -106,7 +106,7 @@ def test_refresh_reports_revised_candles(
     replay.revise("BTC/USDT", "5m", int(TS[10]), high=float(FIVE.high[10]) + 5.0)
     assert main(fetch_args(replay, tmp_path, *span, "--refresh")) == 0
     out = capsys.readouterr()
-    assert f"1 candles revised by the exchange:\n  {format_utc(int(TS[10]))}: cached" in out.err
+    assert f"1 candle revised by the exchange:\n  {format_utc(int(TS[10]))}: cached" in out.err
     assert json.loads(out.out)["fingerprint"] != before
 
 

@@ -280,7 +280,7 @@ def test_conflicting_duplicates_stop_the_download(replay: ReplayExchange, tmp_pa
     replay.faults.conflicting_duplicate_at = int(TS[2500])
     with pytest.raises(ConflictingCandles, match=format_utc(int(TS[2500]))) as caught:
         load_candles(five(0, 5000), cache_dir=tmp_path, settings=fast(replay))
-    assert "1 conflicting duplicate candles" in caught.value.problems[0]
+    assert "1 conflicting duplicate candle for" in caught.value.problems[0]
     assert not KEY.path(tmp_path).exists()
 
 

@@ -24,7 +24,7 @@ from typing import Literal
 import numpy as np
 
 from cluster.candles.table import MAX_LISTED, PRICE_COLUMNS, VALUE_COLUMNS, CandleColumns
-from cluster.candles.times import Range, format_range, format_utc
+from cluster.candles.times import Range, count, format_range, format_utc
 from cluster.errors import InvalidInput
 from cluster.timeframes import timeframe_ms
 
@@ -78,10 +78,10 @@ def clean(
     expected = (end - start) // step
     missing = sum(high - low for low, high in gaps) // step
     summary = (
-        f"{len(gaps)} gaps, {missing} of {expected} candles missing in "
+        f"{count(len(gaps), 'gap')}, {missing} of {expected} candles missing in "
         f"{format_range((start, end))} ({timeframe})"
     )
-    listed = [f"gap {format_range(g)}: {(g[1] - g[0]) // step} candles" for g in gaps]
+    listed = [f"gap {format_range(g)}: {count((g[1] - g[0]) // step, 'candle')}" for g in gaps]
     listed = listed[:MAX_LISTED] + (
         [f"... {len(gaps) - MAX_LISTED} more"] if len(gaps) > MAX_LISTED else []
     )
@@ -129,8 +129,8 @@ def check_rules(
         return
     shown = min(bad.size, MAX_LISTED)
     problems = [
-        f"{bad.size} rows break the candle rules; cleaning never drops or edits a row, so "
-        f"the dataset is rejected (first {shown} shown)"
+        f"{count(int(bad.size), 'row')} break the candle rules; cleaning never drops or "
+        f"edits a row, so the dataset is rejected (first {shown} shown)"
     ]
     for index in bad[:MAX_LISTED]:
         reasons = "; ".join(_reasons(columns, int(index), start, end, step))

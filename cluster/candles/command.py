@@ -170,7 +170,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _report_fetch(report: Any) -> None:
-    from cluster.candles.times import format_range
+    from cluster.candles.times import count, format_range
 
     if report.cache_hit:
         print(f"cache hit: {report.path} (no request)", file=sys.stderr)
@@ -178,12 +178,14 @@ def _report_fetch(report: Any) -> None:
     spans = ", ".join(format_range(span) for span in report.fetched)
     gaps = sum(stats.gap_requests for stats in report.stats)
     print(
-        f"fetched {spans} in {report.requests} requests ({gaps} re-requests of gaps) "
+        f"fetched {spans} in {count(report.requests, 'request')} "
+        f"({count(gaps, 're-request')} of gaps) "
         f"into {report.path}",
         file=sys.stderr,
     )
     if report.revisions:
-        print(f"{len(report.revisions)} candles revised by the exchange:", file=sys.stderr)
+        revised = count(len(report.revisions), "candle")
+        print(f"{revised} revised by the exchange:", file=sys.stderr)
         for revision in report.revisions[:LISTED]:
             print(f"  {revision.describe()}", file=sys.stderr)
         if len(report.revisions) > LISTED:

@@ -25,7 +25,7 @@ import numpy as np
 from cluster.candles.cleaning import find_gaps
 from cluster.candles.exchange import ExchangeClient, ExchangeFailure
 from cluster.candles.table import MAX_LISTED, CandleColumns, Values
-from cluster.candles.times import format_utc
+from cluster.candles.times import count, format_utc
 from cluster.errors import InvalidInput
 from cluster.timeframes import timeframe_ms
 
@@ -78,9 +78,10 @@ class RowMerger:
         ]
         raise ConflictingCandles(
             [
-                f"{exchange_id} sent {len(self.conflicts)} conflicting duplicate candles for "
-                f"{pair} (two different rows for one open time; [open, high, low, close, "
-                "volume]); the download stopped and nothing was stored",
+                f"{exchange_id} sent "
+                f"{count(len(self.conflicts), 'conflicting duplicate candle')} for {pair} "
+                "(two different rows for one open time; [open, high, low, close, volume]); "
+                "the download stopped and nothing was stored",
                 *listed,
             ]
         )

@@ -28,7 +28,7 @@ from cluster.candles.download import DownloadStats, download_range, same_values
 from cluster.candles.exchange import DownloadSettings, ExchangeClient, progress_bar
 from cluster.candles.sources import CcxtSource
 from cluster.candles.table import MAX_LISTED, CandleColumns, Values
-from cluster.candles.times import Range, format_range, format_utc, subtract_ranges
+from cluster.candles.times import Range, count, format_range, format_utc, subtract_ranges
 from cluster.errors import InvalidInput
 from cluster.timeframes import timeframe_ms
 
@@ -184,7 +184,7 @@ def _raise_revised(revisions: list[Revision], source: CcxtSource) -> None:
     span = format_range((source.start, source.end))
     raise RevisedCandles(
         [
-            f"{source.exchange} now reports {len(revisions)} candles of {source.pair} "
+            f"{source.exchange} now reports {count(len(revisions), 'candle')} of {source.pair} "
             f"{source.timeframe} differently from the cache; nothing was stored. To re-download "
             f"and accept the exchange's revisions, run `data fetch --refresh` over {span} "
             "(or a range covering the candles below)",

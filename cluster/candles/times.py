@@ -81,6 +81,11 @@ def check_range(start: int, end: int, timeframe: str) -> None:
         raise InvalidInput(problems)
 
 
+def count(n: int, noun: str) -> str:
+    """`1 candle`, `2 candles`: for messages."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def format_range(span: Range) -> str:
     """`[2024-01-01T00:00Z, 2024-01-02T00:00Z)` for messages."""
     return f"[{format_utc(span[0])}, {format_utc(span[1])})"
