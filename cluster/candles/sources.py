@@ -9,7 +9,8 @@ and raises `InvalidInput` naming each bad field. Loading a source is
 - `CcxtSource`: a fixed `[start, end)` of one market on one exchange, through ccxt and
   the local cache. "The last N candles" is resolved to one of these *before* it is
   recorded (`dataset.resolve_last_candles`).
-- `ParquetSource`: a file with the six candle columns; `start`/`end` select a range
+- `ParquetSource`: a file with the six candle columns (timestamp int64 ms, the rest
+  float64; other columns are ignored); `start`/`end` select a range
   (None: from the first row / to the candle after the last row). A relative `path` is
   read relative to the working directory; the fingerprint, not the path, says what
   data a job saw.
