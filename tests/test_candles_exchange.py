@@ -48,7 +48,7 @@ def replay() -> Iterator[ReplayExchange]:
 def fast(server: ReplayExchange, **overrides: object) -> DownloadSettings:
     options: dict[str, object] = {
         "api_url": server.url,
-        "timeout_s": 0.3,
+        "timeout_s": 0.5,
         "max_retries": 2,
         "backoff_initial_s": 0.01,
         "backoff_max_s": 0.05,
@@ -225,7 +225,7 @@ def test_a_429_is_retried_after_its_retry_after(replay: ReplayExchange, tmp_path
 @pytest.mark.parametrize("fault", ["timeout", "server_error"])
 def test_a_timeout_or_5xx_is_retried(fault: str, replay: ReplayExchange, tmp_path: Path) -> None:
     if fault == "timeout":
-        replay.faults.slow, replay.faults.slow_delay_s = 1, 0.6  # the client gives up at 0.3 s
+        replay.faults.slow, replay.faults.slow_delay_s = 1, 1.0  # the client gives up at 0.5 s
     else:
         replay.faults.server_errors, replay.faults.server_error_status = 2, 502
     sleeps: list[float] = []
@@ -236,7 +236,9 @@ def test_a_timeout_or_5xx_is_retried(fault: str, replay: ReplayExchange, tmp_pat
         client_factory=recording_factory(sleeps),
     )
     assert_rows(dataset, FIVE.take(slice(0, 1200)))
-    assert sleeps == ([0.01] if fault == "timeout" else [0.01, 0.02])  # 0.01 * 2**attempt
+    expected = [0.01] if fault == "timeout" else [0.01, 0.02]  # 0.01 * 2**attempt
+    assert sleeps[: len(expected)] == expected  # (a loaded machine may add a slow answer)
+    assert starts(replay)[: len(expected) + 1] == [int(TS[0])] * (len(expected) + 1)
 
 
 def test_retries_exhausted_stop_with_a_resumable_error(
