@@ -228,3 +228,13 @@ def any_pg(request: pytest.FixtureRequest) -> PgServer:
 def any_pg_url(any_pg: PgServer) -> Iterator[str]:
     """A fresh, empty database on `any_pg`."""
     yield from fresh_database(any_pg)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A fresh /tmp/rt-XXXX for one test's own embedded server; removed afterwards."""
+    path = short_temp_dir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
