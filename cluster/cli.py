@@ -23,7 +23,11 @@ from cluster.errors import (
     InvalidInput,
 )
 
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "list": "cluster.command_list",
+    "show": "cluster.command_show",
+    "export": "cluster.command_export",
+}
 
 
 def _load(module_name: str) -> ModuleType:
