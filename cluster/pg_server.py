@@ -37,6 +37,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cluster.errors import InvalidInput
 
@@ -138,7 +139,7 @@ def embedded_server(
     `settings` are extra `postgres -c name=value` options for a server this call starts
     (tests use them); a server already running keeps its own.
     """
-    data_dir = (data_dir or default_data_dir()).absolute()
+    data_dir = (data_dir or default_data_dir()).resolve()
     user = server_system_user()
     bin_dir = server_bin_dir()
     with _dir_lock(data_dir):
@@ -339,7 +340,7 @@ def _check_reachable(user: str, paths: Sequence[Path]) -> None:
                 )
 
 
-def _groups_of(user: str) -> list:
+def _groups_of(user: str) -> list[Any]:
     import grp
 
     return [g for g in grp.getgrall() if user in g.gr_mem]

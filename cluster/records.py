@@ -1,4 +1,8 @@
-"""The recorder: the only module that talks to PostgreSQL (DESIGN.md, contract 5).
+"""The recorder: the driver's only way to PostgreSQL (DESIGN.md, contract 5).
+
+The records layer is this module with its helpers (`records_*.py`), the migration
+runner (`migrations.py`) and the server choice (`database.py`, `pg_server.py`); no other
+code opens a database connection.
 
 Every write is an upsert on a natural key. A retried write with the same payload is a
 no-op; one with a different payload raises NonDeterministicRetry naming the key and the
@@ -61,9 +65,24 @@ class Recorder(RecordsQueries):
     """
 
     def __init__(
-        self, conninfo: str, *, retry: RetryPolicy | None = None, max_connections: int = 4
+        self,
+        conninfo: str,
+        *,
+        retry: RetryPolicy | None = None,
+        durable_trials: bool = False,
+        max_connections: int = 4,
     ) -> None:
+        """Connect (RecordsUnavailable at once if the server cannot be reached).
+
+        `durable_trials=False` (the default) commits trial writes without waiting for
+        their WAL flush (`synchronous_commit = off` for those transactions only): a
+        crash of the database server (not of the driver) may lose the last ~0.6 s of
+        trials, which resume then recomputes with identical results (contract 2), and
+        WAL order means any later durable write (a status) makes them durable too.
+        Per-trial commits are fsync-bound otherwise (bench/RESULTS.md, "Records").
+        """
         self._conninfo = conninfo
+        self._durable_trials = durable_trials
         self.where = redact(conninfo)
         self._retry = retry or RetryPolicy()
         self._connection_lost = threading.Event()
@@ -213,7 +232,8 @@ class Recorder(RecordsQueries):
         self.record_trials(ensemble_id, [trial])
 
     def record_trials(self, ensemble_id: uuid.UUID, trials: Sequence[TrialRecord]) -> None:
-        """Record finished trials in one transaction: all of them or none.
+        """Record finished trials in one transaction: all of them or none. Batches are
+        cheaper per trial (one commit each); see `durable_trials` for durability.
 
         A trial already recorded with the same deterministic part is left as it is
         (its node, attempts and times stay the first write's); one that differs raises
@@ -235,13 +255,15 @@ class Recorder(RecordsQueries):
         ]
 
         def insert(conn: psycopg.Connection) -> None:
+            if not self._durable_trials:
+                conn.execute("SET LOCAL synchronous_commit TO off")
             inserted = q.insert_trials(conn, rows)
             conflicts = [t for t in trials if (refs[t.seed][0], t.trial_index) not in inserted]
             if conflicts:
                 self._compare_stored(conn, ensemble_id, refs, conflicts)
 
         what = f"recording {len(trials)} trial(s) of ensemble {ensemble_id}"
-        self._run(what, insert, atomic=len(trials) > 1)
+        self._run(what, insert)
 
     def _compare_stored(
         self,

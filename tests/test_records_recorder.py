@@ -269,3 +269,15 @@ def test_invalid_trials_are_recorded_with_the_penalty_and_their_message(recorder
     (stored,) = recorder.recorded_trials(ensemble_id, 2)
     assert (stored.status, stored.score, stored.message) == (TrialStatus.INVALID, -100.0, message)
     assert all(value is None for value in stored.metrics.values())
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_trials_read_back_the_same_with_either_commit_mode(any_pg_url, durable):
+    with Recorder(any_pg_url, retry=FAST_RETRY, durable_trials=durable) as recorder:
+        recorder.migrate()
+        ensemble_id = new_ensemble(recorder)
+        trials = [ok_trial(1, i, score=i / 3) for i in range(5)]
+        recorder.record_trials(ensemble_id, trials[:2])
+        recorder.record_trial(ensemble_id, trials[2])
+        recorder.record_trials(ensemble_id, trials)  # 0-2 again (no-ops) and 3-4
+        assert recorder.recorded_trials(ensemble_id, 1) == trials
