@@ -15,7 +15,12 @@ HELP = "export an ensemble's deterministic trial records (csv, parquet) or their
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ensemble", metavar="ENSEMBLE", help="ensemble id or its first characters")
-    parser.add_argument("--format", choices=("csv", "parquet", "digest"), default="csv")
+    parser.add_argument(
+        "--format",
+        choices=("csv", "parquet", "digest"),
+        default="csv",
+        help="csv (default), parquet, or digest: the sha256 that determinism checks compare",
+    )
     parser.add_argument(
         "--output", type=Path, help="file to write (default: stdout; parquet needs one)"
     )
