@@ -25,6 +25,9 @@ from cluster.errors import (
 
 COMMANDS: dict[str, str] = {
     "data": "cluster.candles.command",
+    "list": "cluster.command_list",
+    "show": "cluster.command_show",
+    "export": "cluster.command_export",
 }
 
 

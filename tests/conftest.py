@@ -74,3 +74,167 @@ def ray_local(request: pytest.FixtureRequest) -> Iterator[object]:
     finally:
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# =======================================================================================
+# PostgreSQL for the records layer (issue 5)
+#
+# `pg_session`: one real server for the whole session: $DATABASE_URL's when it is set
+# (it must allow CREATE DATABASE), else the embedded server in a fresh short dir
+# /tmp/rt-XXXX (Unix socket paths must stay under ~100 bytes), stopped at the end even
+# when tests fail. `pg_url`: a fresh, empty database on it for one test.
+# `debian_pg`: Debian's PostgreSQL 15 over TCP with a password read from PGPASSFILE,
+# started on a free port in a temp dir (as a non-root user) and stopped at the end;
+# tests using it skip when /usr/lib/postgresql/15/bin is absent.
+# =======================================================================================
+
+import itertools  # noqa: E402
+import secrets  # noqa: E402
+import socket  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+DEBIAN_PG_BIN = Path("/usr/lib/postgresql/15/bin")
+_database_numbers = itertools.count()
+
+
+@dataclass(frozen=True)
+class PgServer:
+    """A server tests may create databases on; `restart` is None when tests must not."""
+
+    kind: str  # "embedded", "external" ($DATABASE_URL) or "debian15"
+    admin_conninfo: str
+    restart: Callable[[], None] | None = None
+
+    def conninfo(self, dbname: str) -> str:
+        from psycopg.conninfo import make_conninfo
+
+        return make_conninfo(self.admin_conninfo, dbname=dbname)
+
+
+def short_temp_dir() -> Path:
+    """A fresh /tmp/rt-XXXX that the embedded server's system user may enter."""
+    path = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))
+    path.chmod(0o755)  # our own new dir: root runs the server as user pgserver
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_session() -> Iterator[PgServer]:
+    """The session's PostgreSQL (see the section comment)."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield PgServer("external", url)
+        return
+    from cluster.pg_server import embedded_server
+
+    base = short_temp_dir()
+    try:
+        with embedded_server(base / "pg") as server:
+            yield PgServer("embedded", server.conninfo("postgres"), server.restart)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def fresh_database(server: PgServer) -> Iterator[str]:
+    """CREATE DATABASE for one test; DROP it (closing leftover sessions) afterwards."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"rt_test_{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(server.admin_conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield server.conninfo(name)
+    finally:
+        with psycopg.connect(server.admin_conninfo, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def pg_url(pg_session: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server."""
+    yield from fresh_database(pg_session)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def debian_pg() -> Iterator[PgServer]:
+    """Debian's PostgreSQL 15 over TCP, password in a PGPASSFILE (see the section comment)."""
+    if not (DEBIAN_PG_BIN / "pg_ctl").exists():
+        pytest.skip(f"Debian's PostgreSQL 15 is not installed ({DEBIAN_PG_BIN} is absent)")
+    import pwd
+
+    from cluster.pg_server import run_server_program, server_system_user
+
+    user = server_system_user()  # PostgreSQL refuses to run as root
+    base = short_temp_dir()
+    data, password, port = base / "data", secrets.token_hex(16), _free_port()
+    (base / "pwfile").write_text(password + "\n")
+    passfile = base / "pgpass"
+    passfile.write_text(f"127.0.0.1:{port}:*:postgres:{password}\n")
+    passfile.chmod(0o600)  # libpq ignores a password file others can read
+    data.mkdir(mode=0o700)
+    if user is not None:
+        account = pwd.getpwnam(user)
+        for path in (data, base / "pwfile"):
+            os.chown(path, account.pw_uid, account.pw_gid)
+    run_server_program(
+        DEBIAN_PG_BIN / "initdb", user, "-D", str(data), "-U", "postgres",
+        "--auth-host=scram-sha-256", "--auth-local=peer", f"--pwfile={base / 'pwfile'}",
+    )  # fmt: skip
+    pg_ctl = [str(DEBIAN_PG_BIN / "pg_ctl"), "-w", "-t", "60", "-D", str(data)]
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={data}"
+
+    def pg_ctl_run(*args: str) -> None:
+        run_server_program(Path(pg_ctl[0]), user, *pg_ctl[1:], *args)
+
+    previous_passfile = os.environ.get("PGPASSFILE")
+    os.environ["PGPASSFILE"] = str(passfile)
+    try:
+        pg_ctl_run("start", "-l", str(data / "server.log"), "-o", options)
+        try:
+            yield PgServer(
+                "debian15",
+                f"postgresql://postgres@127.0.0.1:{port}/postgres",
+                lambda: pg_ctl_run("restart", "-m", "fast", "-l", str(data / "server.log")),
+            )
+        finally:
+            pg_ctl_run("stop", "-m", "fast")
+    finally:
+        if previous_passfile is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = previous_passfile
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["embedded", "debian15"])
+def any_pg(request: pytest.FixtureRequest) -> PgServer:
+    """Each core recorder test runs on the session server and on Debian's PostgreSQL 15."""
+    if request.param == "embedded":
+        return request.getfixturevalue("pg_session")
+    return request.getfixturevalue("debian_pg")
+
+
+@pytest.fixture
+def any_pg_url(any_pg: PgServer) -> Iterator[str]:
+    """A fresh, empty database on `any_pg`."""
+    yield from fresh_database(any_pg)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A fresh /tmp/rt-XXXX for one test's own embedded server; removed afterwards."""
+    path = short_temp_dir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,194 @@
+"""The recorder's reads: live statuses, summaries for `list` and `show`, trials back.
+
+Mixed into cluster.records.Recorder, which provides `_read` (a retried, autocommit
+call on a pooled connection).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from cluster.records_exact import parse_canonical_params
+from cluster.records_sql import DETERMINISTIC_SELECT
+from cluster.records_types import (
+    METRIC_COLUMNS,
+    EnsembleStatus,
+    EnsembleSummary,
+    JobStatus,
+    JobSummary,
+    NotRecorded,
+    TrialRecord,
+    TrialStatus,
+)
+
+T = TypeVar("T")
+
+_JOB_COLUMNS = (
+    "id, ensemble_id, seed, spec_id, searcher, budget, status::text, n_trials, n_ok, "
+    "n_invalid, best_trial_index, best_score, best_params"
+)
+_TRIAL_SELECT = sql.SQL(
+    "SELECT {deterministic}, t.node, t.attempts, t.started_at, t.finished_at, t.duration_s "
+    "FROM trials t JOIN training_jobs j ON j.id = t.training_job_id "
+).format(deterministic=DETERMINISTIC_SELECT)
+_UUID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
+
+
+def _job(row: Sequence[Any]) -> JobSummary:
+    values = list(row)
+    values[6] = JobStatus(values[6])
+    return JobSummary(*values)
+
+
+def _trial(row: Sequence[Any]) -> TrialRecord:
+    spec_id, seed, trial_index, params_exact, status, score = row[:6]
+    n = len(METRIC_COLUMNS)
+    metrics = dict(zip(METRIC_COLUMNS, row[6 : 6 + n], strict=True))
+    message, node, attempts, started_at, finished_at, duration_s = row[6 + n :]
+    return TrialRecord(
+        spec_id,
+        seed,
+        trial_index,
+        parse_canonical_params(params_exact),
+        TrialStatus(status),
+        score,
+        metrics,
+        message,
+        node,
+        attempts,
+        started_at,
+        finished_at,
+        duration_s,
+    )
+
+
+class RecordsQueries:
+    """Read-only questions to the records."""
+
+    def _read(self, what: str, action: Callable[[psycopg.Connection], T]) -> T:
+        raise NotImplementedError
+
+    def ensemble_status(self, ensemble_id: uuid.UUID) -> EnsembleStatus:
+        """The live status: complete, running (someone holds the lock) or interrupted."""
+
+        def read(conn: psycopg.Connection) -> EnsembleStatus:
+            row = conn.execute(
+                "SELECT status::text FROM ensemble_overview WHERE id = %s", [ensemble_id]
+            ).fetchone()
+            if row is None:
+                raise NotRecorded(f"ensemble {ensemble_id} is not recorded")
+            return EnsembleStatus(row[0])
+
+        return self._read(f"reading the status of {ensemble_id}", read)
+
+    def ensembles(self) -> list[EnsembleSummary]:
+        """Every ensemble, oldest first, with its jobs by seed."""
+
+        def read(conn: psycopg.Connection) -> list[EnsembleSummary]:
+            jobs: dict[uuid.UUID, list[JobSummary]] = {}
+            for row in conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM training_job_overview ORDER BY ensemble_id, seed"
+            ):
+                jobs.setdefault(row[1], []).append(_job(row))
+            rows = conn.execute(
+                "SELECT id, name, spec_id, seeds, status::text, dataset_fingerprint, "
+                "created_at, finished_at FROM ensemble_overview ORDER BY created_at, id"
+            ).fetchall()
+            return [
+                EnsembleSummary(
+                    r[0],
+                    r[1],
+                    r[2],
+                    tuple(r[3]),
+                    EnsembleStatus(r[4]),
+                    r[5],
+                    r[6],
+                    r[7],
+                    tuple(jobs.get(r[0], ())),
+                )
+                for r in rows
+            ]
+
+        return self._read("listing ensembles", read)
+
+    def find_ensemble(self, text: str) -> uuid.UUID:
+        """The ensemble whose id is `text` or starts with it (as `list` shows it)."""
+        text = text.strip().lower()
+        if not _UUID_PREFIX.match(text):
+            raise NotRecorded(f"{text!r} is not an ensemble id (a UUID or its first characters)")
+        rows = self._read(
+            "finding an ensemble",
+            lambda conn: conn.execute(
+                "SELECT id FROM ensembles WHERE id::text LIKE %s ORDER BY id LIMIT 6", [text + "%"]
+            ).fetchall(),
+        )
+        if not rows:
+            raise NotRecorded(f"no ensemble id starts with {text!r}")
+        if len(rows) > 1:
+            shown = ", ".join(str(r[0]) for r in rows[:5])
+            raise NotRecorded(
+                f"{text!r} names several ensembles ({shown}...): give more characters"
+            )
+        return rows[0][0]
+
+    def find_job(self, text: str) -> JobSummary:
+        """A job by its id as `list` shows it ("17") or as ENSEMBLE:SEED ("3f2a:42")."""
+        if ":" in text:
+            prefix, _, seed_text = text.rpartition(":")
+            ensemble_id = self.find_ensemble(prefix)
+            try:
+                seed = int(seed_text)
+            except ValueError:
+                raise NotRecorded(f"{seed_text!r} is not a seed (an integer)") from None
+            where, params = "ensemble_id = %s AND seed = %s", [ensemble_id, seed]
+        else:
+            try:
+                job_id = int(text)
+            except ValueError:
+                raise NotRecorded(
+                    f"{text!r} is not a job: give its id (as `list` shows it) or ENSEMBLE:SEED"
+                ) from None
+            where, params = "id = %s", [job_id]
+        row = self._read(
+            "finding a job",
+            lambda conn: conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM training_job_overview WHERE {where}", params
+            ).fetchone(),
+        )
+        if row is None:
+            raise NotRecorded(f"no training job {text!r}")
+        return _job(row)
+
+    def best_trials(self, job_id: int, limit: int | None = None) -> list[TrialRecord]:
+        """A job's trials, highest score first (ties: lowest trial_index first)."""
+        query = _TRIAL_SELECT + sql.SQL(
+            "WHERE j.id = %s ORDER BY t.score DESC, t.trial_index LIMIT %s"
+        )
+        return self._read(
+            f"reading the trials of job {job_id}",
+            lambda conn: [_trial(r) for r in conn.execute(query, [job_id, limit])],
+        )
+
+    def recorded_trials(self, ensemble_id: uuid.UUID, seed: int) -> list[TrialRecord]:
+        """One job's recorded trials in trial_index order (what resume rebuilds from)."""
+        return self.ensemble_trials(ensemble_id, [seed])
+
+    def ensemble_trials(
+        self, ensemble_id: uuid.UUID, seeds: Sequence[int] | None = None
+    ) -> list[TrialRecord]:
+        """The trials of an ensemble (or of the jobs of `seeds`), by seed, trial_index."""
+        query = _TRIAL_SELECT + sql.SQL(
+            "WHERE j.ensemble_id = %s AND (%s::integer[] IS NULL OR j.seed = ANY(%s)) "
+            "ORDER BY t.seed, t.trial_index"
+        )
+        chosen = None if seeds is None else list(seeds)
+        return self._read(
+            f"reading the trials of ensemble {ensemble_id}",
+            lambda conn: [_trial(r) for r in conn.execute(query, [ensemble_id, chosen, chosen])],
+        )
