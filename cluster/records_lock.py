@@ -70,7 +70,18 @@ class EnsembleLock:
         self.acquire()
 
     def release(self) -> None:
-        """End the session, which releases the lock (also when the server is gone)."""
+        """Unlock, then end the session (which would release the lock anyway).
+
+        The explicit unlock makes the release visible to every session when this
+        returns: closing alone lets the backend exit, and drop the lock, a moment later.
+        """
         if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+            try:
+                self._conn.execute(
+                    "SELECT pg_advisory_unlock(ensemble_lock_key(%s))", [self.ensemble_id]
+                )
+            except psycopg.Error:
+                pass  # the session is gone, and its lock with it
+            finally:
+                self._conn.close()
+                self._conn = None
