@@ -108,6 +108,8 @@ def test_short_is_stopped_out(run_backtest):
         pytest.param((97.0, 97.5, 96.0, 97.0, 1.0), 97.0, "stop", -0.03, id="gap-through-stop"),
         # Opens at 105 above the target 104: exit at the open, "target"; ret = 0.05.
         pytest.param((105.0, 106.0, 104.5, 105.5, 1.0), 105.0, "target", 0.05, id="gap-target"),
+        # The low touches the stop exactly: "reaches" is inclusive (C12) -> 98.
+        pytest.param((100.0, 101.0, 98.0, 99.0, 1.0), 98.0, "stop", -0.02, id="low-equals-stop"),
         # Range 97..105 reaches both: the stop is checked first (pessimistic) -> 98.
         pytest.param((100.0, 105.0, 97.0, 100.0, 1.0), 98.0, "stop", -0.02, id="stop-and-target"),
     ],
@@ -287,3 +289,24 @@ def test_c1_a_bar_that_is_both_a_swing_high_and_low_contributes_two_prices(run_b
         30, 100 + 2 * d, "target", 2 * d / 100, stop=100 - d, target=100 + 2 * d
     )
     assert_trades(result.trades, [want])
+
+
+@pytest.mark.parametrize(
+    ("below", "n_trades"),
+    [
+        # low[p] == S * (1 - pierce_depth), evaluated as C5 writes it: still a pierce.
+        pytest.param(False, 1, id="low-at-the-depth-limit-qualifies"),
+        # One ulp deeper: too deep, no setup.
+        pytest.param(True, 0, id="one-ulp-deeper-does-not"),
+    ],
+)
+def test_c5_the_pierce_depth_limit_is_inclusive(run_backtest, below, n_trades):
+    # The common long with the pierce bar's low put exactly on 98.5 * (1 - 0.005)
+    # (~98.0075) and its high 2 above it, so its TR is 2 up to rounding and ATR[26] ~ 2.
+    limit = 98.5 * (1 - 0.005)
+    low = math.nextafter(limit, -math.inf) if below else limit
+    pierce = (100.0, low + 2.0, low, 100.0, 3.0)
+    candles = series(35, {**support_at_98_5(), 25: pierce, 30: HITS_104})
+    result = run_backtest(candles, params(pierce_depth=0.005), NO_COSTS)
+    want = [long_trade_at_25(30, 104.0, "target", 0.04)]
+    assert_trades(result.trades, want[:n_trades])
