@@ -310,3 +310,21 @@ def test_c5_the_pierce_depth_limit_is_inclusive(run_backtest, below, n_trades):
     result = run_backtest(candles, params(pierce_depth=0.005), NO_COSTS)
     want = [long_trade_at_25(30, 104.0, "target", 0.04)]
     assert_trades(result.trades, want[:n_trades])
+
+
+@pytest.mark.parametrize(("q", "n_trades"), [(23, 1), (24, 0)])
+def test_c2_a_pivot_that_needs_the_bar_after_the_pierce_bar_is_not_known(run_backtest, q, n_trades):
+    # Swing highs at 10 (101.5) and q (bar (100, 101.625, 99.625, 100), TR 2); with
+    # min_distance 0.002 (0.125 <= 0.203) they form R = (101.5 + 101.625) / 2 = 101.5625.
+    # Pierce bar 25 = (100, 101.59375, 99.59375, 100, 3): high above R, below 101.625
+    # (so q stays a pivot) and <= R * 1.005. A pivot at q is known from bar q + 2 (C2):
+    # q = 23 is known at 25 -> a short, e = 27, stop 102, target 96, stopped on bar 29
+    # (high 102.5): ret -0.02. q = 24 is known only from 26 (it needs bars 25 and 26):
+    # at 25 the only pivot is 101.5, a 1-touch group, so no key level and no trade.
+    high_q = (100.0, 101.625, 99.625, 100.0, 1.0)
+    pierce = (100.0, 101.59375, 99.59375, 100.0, 3.0)
+    bar_29 = (100.0, 102.5, 99.5, 101.0, 1.0)
+    bars = {10: SWING_HIGH, q: high_q, 25: pierce, 29: bar_29}
+    result = run_backtest(series(35, bars), params(min_distance_from_level=0.002), NO_COSTS)
+    want = [expected(SHORT, 25, 27, 29, 101.5625, 102.0, 96.0, 102.0, "stop", -0.02)]
+    assert_trades(result.trades, want[:n_trades])
