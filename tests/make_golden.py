@@ -113,7 +113,9 @@ def decode(value: object) -> object:
 def golden_case(name: str) -> dict[str, object]:
     params, constants, why = CASES[name]
     result = reference_backtest(
-        load_candles(FIXTURE), StrategyParams.from_mapping(params), JobConstants(**constants)
+        load_candles(FIXTURE),
+        StrategyParams.from_mapping(params),
+        JobConstants(**constants),  # type: ignore[arg-type]
     )
     trades = result.trades
     return {
@@ -160,7 +162,9 @@ def render(golden: dict[str, object]) -> str:
 
 
 def _one_trade_per_line(text: str) -> str:
-    lines, out, buffer = text.split("\n"), [], None
+    out: list[str] = []
+    buffer: list[str] | None = None
+    lines = text.split("\n")
     for line in lines:
         stripped = line.strip()
         if buffer is None and stripped == "[" and out and out[-1].rstrip().endswith(("[", ",")):
