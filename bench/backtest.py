@@ -3,12 +3,16 @@
     python bench/backtest.py            # prints a markdown section for bench/RESULTS.md
 
 Measures, in one run:
-- `backtest()` over 100 parameter sets drawn uniformly from the default search ranges
-  (numpy Generator seeded 0; ints uniform over the integers): median and 90th
-  percentile on the first 10,000 rows of ../shared/data/binance_BTC-USDT_5m.parquet,
-  on all its 69,395 rows and on a synthetic 1,000,000-candle series (seed 0). Each set
-  is timed once, after one untimed call per series that computes its parameter-free
-  features (timed separately: `trainable.features`);
+- per backtest, over 100 parameter sets drawn uniformly from the default search ranges
+  (numpy Generator seeded 0; ints uniform over the integers), median and 90th
+  percentile of `backtest_metrics` (what a Tune trial runs) and of `backtest` (which
+  also builds one Trade object per trade), on the first 10,000 rows of
+  ../shared/data/binance_BTC-USDT_5m.parquet, on all its 69,395 rows, and on a
+  synthetic 1,000,000-candle series (seed 0) and its first 10,000 rows (growth measured
+  like for like). Each set is timed once, after one untimed call per series that
+  computes the series' parameter-free features (reported separately);
+- the Tune adapter's per-trial cost of preparing the candles, with and without its
+  per-worker cache;
 - the slow reference (tests/reference_backtest.py) on 10k candles, when present;
 - a fresh process's cost before its first backtest: cold (empty numba cache) and
   cached, the cached one from a copy of trainable/ at another path (what a Tune worker
@@ -30,12 +34,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from trainable.backtest import Candles, JobConstants, backtest  # noqa: E402
+from trainable.backtest import Candles, JobConstants, backtest, backtest_metrics  # noqa: E402
 from trainable.declaration import PARAMETERS  # noqa: E402
 from trainable.params import StrategyParams  # noqa: E402
 
@@ -79,40 +84,74 @@ def real_candles(rows: int | None) -> Candles:
 
 
 def time_series(candles: Candles, sets: list[StrategyParams]) -> dict[str, float]:
+    """Per-backtest times over `sets`: `backtest_metrics` (what a Tune trial runs) and
+    `backtest` (which also builds a Trade object per trade), each set timed once. Wall
+    time, and this thread's CPU time (which other processes on a shared machine do
+    not inflate)."""
     constants = JobConstants(timeframe_minutes=5)
     started = time.perf_counter()
-    backtest(candles, sets[0], constants)  # computes and keeps the features
+    backtest_metrics(candles, sets[0], constants)  # computes and keeps the features
     first = time.perf_counter() - started
-    seconds = []
-    trades = []
+    wall, cpu, full, trades = [], [], [], []
     for params in sets:
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        backtest_metrics(candles, params, constants)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.thread_time() - started_cpu)
         started = time.perf_counter()
         result = backtest(candles, params, constants)
-        seconds.append(time.perf_counter() - started)
+        full.append(time.perf_counter() - started)
         trades.append(len(result.trades))
-    median = statistics.median(seconds)
     return {
         "candles": len(candles),
-        "median_ms": median * 1e3,
-        "p90_ms": float(np.percentile(seconds, 90)) * 1e3,
-        "max_ms": max(seconds) * 1e3,
-        "first_call_ms": first * 1e3,
+        "median_ms": statistics.median(wall) * 1e3,
+        "p90_ms": float(np.percentile(wall, 90)) * 1e3,
+        "cpu_median_ms": statistics.median(cpu) * 1e3,
+        "full_median_ms": statistics.median(full) * 1e3,
+        "full_p90_ms": float(np.percentile(full, 90)) * 1e3,
+        "features_ms": (first - statistics.median(wall)) * 1e3,
         "median_trades": statistics.median(trades),
-        "ns_per_candle": median / len(candles) * 1e9,
+        "ns_per_candle": statistics.median(cpu) / len(candles) * 1e9,
     }
+
+
+def time_adapter_cache(table_rows: dict[str, pa.Table]) -> dict[str, tuple[float, float]]:
+    """Per-trial cost of turning the trial's table into kernel input: without the
+    adapter's cache (Candles checks + features, every trial) and with it (a hit)."""
+    from trainable.candle_table import candles_from_table
+    from trainable.features import candle_features
+    from trainable.tune_adapter import cached_candles, clear_cache
+
+    costs = {}
+    for name, table in table_rows.items():
+        uncached = []
+        for _ in range(5):
+            started = time.perf_counter()
+            candle_features(candles_from_table(table))
+            uncached.append(time.perf_counter() - started)
+        clear_cache()
+        cached_candles(table)
+        hits = []
+        for _ in range(20):
+            same_memory = pa.Table.from_arrays(table.columns, names=table.column_names)
+            started = time.perf_counter()
+            cached_candles(same_memory)
+            hits.append(time.perf_counter() - started)
+        clear_cache()
+        costs[name] = (statistics.median(uncached) * 1e3, statistics.median(hits) * 1e3)
+    return costs
 
 
 def time_reference(candles: Candles, sets: list[StrategyParams]) -> str:
     if not (REPO / "tests" / "reference_backtest.py").exists():
         return "tests/reference_backtest.py is not on this branch: not measured"
-    sys.path.insert(0, str(REPO / "tests"))
-    import reference_backtest  # type: ignore[import-not-found]
+    from tests.reference_backtest import reference_backtest
 
     constants = JobConstants(timeframe_minutes=5)
     seconds = []
     for params in sets:
         started = time.perf_counter()
-        reference_backtest.backtest(candles, params, constants)
+        reference_backtest(candles, params, constants)
         seconds.append(time.perf_counter() - started)
     return f"median {statistics.median(seconds):.2f} s over {len(sets)} parameter sets"
 
@@ -125,67 +164,96 @@ sys.path.insert(0, sys.argv[1])
 import pyarrow.parquet as pq
 from trainable.backtest import Candles, JobConstants, backtest
 from trainable.params import default_params
-imported = time.perf_counter()
 table = pq.read_table(sys.argv[2])
 candles = Candles(*(table[name].to_numpy() for name in table.column_names))
+loaded = time.perf_counter()
 backtest(candles, default_params(), JobConstants(timeframe_minutes=5))
 done = time.perf_counter()
-print(f"{imported - started} {done - imported}")
+print(f"{loaded - started} {done - loaded}")
 """
 
 
 def fresh_process_costs() -> dict[str, float]:
-    """Import + first backtest of the fixture in new interpreters, with a private cache."""
+    """Seconds from interpreter start to the end of a first backtest of the fixture.
+
+    Python's own bytecode cache is on (PYTHONPYCACHEPREFIX in a scratch directory,
+    warmed by an untimed run), as it is for an installed package, so the numbers are
+    numba's cost rather than recompiling numpy's and numba's sources. The numba cache
+    is private: empty for the cold run, then reused from a copy of trainable/ at
+    another path (what a worker under `ray job submit --working-dir` sees).
+    """
     fixture = REPO / "tests" / "data" / "binance_BTC-USDT_5m_0-4999.parquet"
     with tempfile.TemporaryDirectory(prefix="bench-numba-") as scratch:
-        env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(scratch) / "cache")}
+        env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+        env["PYTHONPYCACHEPREFIX"] = str(Path(scratch) / "pycache")
         moved = Path(scratch) / "elsewhere"
-        moved.mkdir()
         shutil.copytree(REPO / "trainable", moved / "trainable")
 
-        def run(root: Path) -> tuple[float, float]:
+        def run(root: Path, cache: str) -> tuple[float, float, float]:
             started = time.perf_counter()
             out = subprocess.run(
                 [sys.executable, "-c", FRESH_PROCESS, str(root), str(fixture)],
-                env=env, check=True, capture_output=True, text=True,
+                env={**env, "NUMBA_CACHE_DIR": str(Path(scratch) / cache)},
+                check=True, capture_output=True, text=True,
             ).stdout.split()  # fmt: skip
-            return time.perf_counter() - started, float(out[1])
+            return time.perf_counter() - started, float(out[0]), float(out[1])
 
-        cold_total, cold_first = run(REPO)
-        cached_total, cached_first = run(moved)
+        run(REPO, "warm-up")  # fills the bytecode cache; not timed
+        cold = run(REPO, "numba")
+        cached = run(moved, "numba")
     return {
-        "cold_process_s": cold_total,
-        "cold_first_backtest_s": cold_first,
-        "cached_process_s": cached_total,
-        "cached_first_backtest_s": cached_first,
+        "cold_total_s": cold[0],
+        "cold_first_backtest_s": cold[2],
+        "cached_total_s": cached[0],
+        "cached_imports_s": cached[1],
+        "cached_first_backtest_s": cached[2],
     }
 
 
-def report(rows: list[dict[str, float]], reference: str, fresh: dict[str, float]) -> str:
+SERIES_NAMES = ("BTC 5m, first 10k", "BTC 5m, all", "synthetic, first 10k", "synthetic 1M")
+
+
+def report(
+    rows: list[dict[str, float]],
+    adapter: dict[str, tuple[float, float]],
+    reference: str,
+    fresh: dict[str, float],
+) -> str:
     lines = [
-        "| series | candles | median ms | p90 ms | max ms | ns/candle | median trades "
-        "| first call ms (features) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| series | candles | median ms | p90 ms | CPU median ms | CPU ns/candle "
+        "| with Trade objects: median / p90 ms | median trades | features ms (once) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, row in zip(("BTC 5m first 10k", "BTC 5m all", "synthetic 1M"), rows, strict=True):
+    for name, row in zip(SERIES_NAMES, rows, strict=True):
         lines.append(
             f"| {name} | {row['candles']:,} | {row['median_ms']:.3f} | {row['p90_ms']:.3f} "
-            f"| {row['max_ms']:.3f} | {row['ns_per_candle']:.1f} | {row['median_trades']:.0f} "
-            f"| {row['first_call_ms']:.2f} |"
+            f"| {row['cpu_median_ms']:.3f} | {row['ns_per_candle']:.1f} "
+            f"| {row['full_median_ms']:.3f} / {row['full_p90_ms']:.3f} "
+            f"| {row['median_trades']:.0f} | {row['features_ms']:.2f} |"
         )
-    small, large = rows[0], rows[-1]
-    growth = large["ns_per_candle"] / small["ns_per_candle"]
-    speedup = OLD_SYSTEM_SECONDS / (small["median_ms"] / 1e3)
+    btc, synthetic_10k, synthetic_1m = rows[0], rows[2], rows[3]
+    speedup = OLD_SYSTEM_SECONDS / (btc["median_ms"] / 1e3)
+    like_for_like = synthetic_1m["ns_per_candle"] / synthetic_10k["ns_per_candle"]
+    from_btc = synthetic_1m["ns_per_candle"] / btc["ns_per_candle"]
     lines += [
         "",
-        f"- Old system ~21 s per 10k backtest: this kernel's median is {speedup:,.0f}x faster.",
-        f"- Growth 10k -> 1M: time per candle x{growth:.2f} (1.00 = linear).",
-        f"- Slow reference on 10k: {reference}.",
-        f"- Fresh process, empty numba cache: {fresh['cold_process_s']:.2f} s to the end of the "
-        f"first backtest, of which {fresh['cold_first_backtest_s']:.2f} s compile + run.",
-        f"- Fresh process, cached, trainable/ copied to another path: "
-        f"{fresh['cached_process_s']:.2f} s in all, {fresh['cached_first_backtest_s']:.2f} s "
-        "for the first backtest (cache load + run).",
+        f"- Old system ~21 s per 10k backtest: {speedup:,.0f}x faster (BTC 10k median).",
+        f"- Growth 10k -> 1M, CPU time per candle: x{like_for_like:.2f} on the same "
+        f"synthetic series, x{from_btc:.2f} from BTC 10k (1.00 = linear).",
+    ]
+    for name, (uncached, hit) in adapter.items():
+        lines.append(
+            f"- Adapter, {name} table: Candles + features {uncached:.2f} ms per trial without "
+            f"the per-worker cache, {hit * 1e3:.0f} us with it."
+        )
+    lines += [
+        f"- Slow reference on BTC 10k: {reference}.",
+        f"- Fresh process, empty numba cache: {fresh['cold_total_s']:.2f} s to the end of the "
+        f"first backtest ({fresh['cold_first_backtest_s']:.2f} s of it compiling and running).",
+        f"- Fresh process, numba cache from a copy of trainable/ at another path: "
+        f"{fresh['cached_total_s']:.2f} s in all (imports and reading the fixture "
+        f"{fresh['cached_imports_s']:.2f} s, first backtest with cache load "
+        f"{fresh['cached_first_backtest_s']:.2f} s).",
     ]
     return "\n".join(lines)
 
@@ -199,14 +267,25 @@ def main() -> None:
     if not BTC_5M.exists():
         sys.exit(f"{BTC_5M} is missing: the benchmark needs ../shared/data")
     sets = parameter_sets(args.sets)
-    series = [real_candles(10_000), real_candles(None), synthetic_candles(1_000_000)]
+    synthetic = synthetic_candles(1_000_000)
+    series = [real_candles(10_000), real_candles(None), synthetic.head(10_000), synthetic]
     backtest(series[0], sets[0], JobConstants(timeframe_minutes=5))  # compile or load
     rows = [time_series(candles, sets) for candles in series]
+    tables = {
+        f"{len(candles):,}-row": pa.table(
+            {
+                name: getattr(candles, name)
+                for name in ("timestamp", "open", "high", "low", "close", "volume")
+            }
+        )
+        for candles in (series[0], synthetic)
+    }
+    adapter = time_adapter_cache(tables)
     reference = time_reference(series[0], sets[: args.reference_sets])
     fresh = fresh_process_costs()
     if args.json:
-        print(json.dumps({"series": rows, "fresh": fresh}, indent=2))
-    print(report(rows, reference, fresh))
+        print(json.dumps({"series": rows, "adapter": adapter, "fresh": fresh}, indent=2))
+    print(report(rows, adapter, reference, fresh))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ from cluster.errors import (
     InvalidInput,
 )
 
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "backtest": "cluster.backtest_command",
+}
 
 
 def _load(module_name: str) -> ModuleType:

@@ -54,7 +54,7 @@ def candle_features(candles: Candles) -> CandleFeatures:
     if row >= 0:
         name = PRICE_COLUMNS[column]
         rule = "volume must be >= 0" if name == "volume" else "prices must be > 0"
-        value = getattr(candles, name)[row]
+        value = float(getattr(candles, name)[row])
         raise ValueError(f"candles column {name!r} has {value!r} at row {row}: {rule}")
     pivot_bar, pivot_price = signals.find_pivots(high, low)
     features = CandleFeatures(

@@ -114,7 +114,8 @@ def compute_metrics(
         except OverflowError:
             calmar = math.nan
     n_trades = int(trade_returns.size)
-    wins, won, losses, lost = trade_sums(trade_returns)
+    # One compiled signature: a column of the kernel's trade table is not contiguous.
+    wins, won, losses, lost = trade_sums(np.ascontiguousarray(trade_returns, np.float64))
     held = int(bars_held.sum())  # exact: an integer sum
     values: dict[str, int | float | None] = {
         "sharpe": _defined(sharpe),
