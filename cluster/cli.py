@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "list": "cluster.command_list",
     "show": "cluster.command_show",
     "export": "cluster.command_export",
+    "backtest": "cluster.backtest_command",
 }
 
 

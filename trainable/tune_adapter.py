@@ -1,0 +1,122 @@
+"""The Tune function trainable around the kernel: the only module of trainable/ that
+imports ray.
+
+Use it as
+    tune.with_parameters(backtest_trainable, candles=table_or_ref, constants=JobConstants(...))
+with trial configs `{"seed": int, "trial_index": int, "params": {name: int | float}}`
+(DESIGN.md, "Interfaces"). Each trial runs one backtest and reports once, with
+`ray.tune.report`, the dict of `trial_result`.
+
+Two kinds of failure (DESIGN.md, contract 3): a ValueError from the parameters'
+validation or from the kernel is the trial's deterministic `invalid` outcome, reported
+like any result; anything else (a malformed config, a bad candle table, a bug) raises
+and fails the trial as an infrastructure error.
+
+Candles are cached per worker process: with actor reuse, every trial of a job gets the
+same table, and each `ray.get` returns a new Table over the same shared memory. The
+cache is keyed by the columns' buffer addresses and lengths and holds the Candles it
+made (so their memory, and the object store entry behind it, stays pinned: no other
+data can appear at those addresses while the entry lives). A hit skips the Candles
+checks and the kernel's parameter-free features (bench/RESULTS.md has the numbers).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import ray
+from ray import tune
+
+from trainable.backtest import Candles, JobConstants, backtest_metrics
+from trainable.candle_table import table_columns
+from trainable.declaration import METRIC_NAMES, SCORE_PENALTY
+from trainable.features import candle_features
+from trainable.params import StrategyParams
+
+CACHED_TABLES = 2  # a worker serves one job's table; 2 covers a switch without thrashing
+
+_cache: OrderedDict[tuple[tuple[int, int], ...], Candles] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def backtest_trainable(
+    config: Mapping[str, Any], *, candles: pa.Table | ray.ObjectRef, constants: JobConstants
+) -> None:
+    """Tune function trainable: one backtest, one `ray.tune.report(trial_result(...))`."""
+    tune.report(trial_result(config, candles, constants))
+
+
+def trial_result(
+    config: Mapping[str, Any], candles: pa.Table | ray.ObjectRef, constants: JobConstants
+) -> dict[str, Any]:
+    """The trial's result: seed, trial_index, status, message and every metric.
+
+    `status` is "ok" (message None, metrics as `backtest_metrics` returns them) or
+    "invalid" (message "ExceptionClass: text", score SCORE_PENALTY, every other metric
+    None). Raises on a malformed config, a bad candle table or wrong constants.
+    """
+    seed, trial_index, values = _parse_config(config)
+    if not isinstance(constants, JobConstants):
+        raise TypeError(f"constants must be a JobConstants, got {type(constants).__name__}")
+    if isinstance(candles, ray.ObjectRef):
+        candles = ray.get(candles)
+    prepared = cached_candles(candles)
+    result: dict[str, Any] = {"seed": seed, "trial_index": trial_index}
+    try:
+        metrics = backtest_metrics(prepared, StrategyParams.from_mapping(values), constants)
+    except ValueError as error:
+        result.update(status="invalid", message=f"{type(error).__name__}: {error}")
+        result.update(dict.fromkeys(METRIC_NAMES))
+        result["score"] = SCORE_PENALTY
+        return result
+    result.update(status="ok", message=None)
+    result.update(metrics)
+    return result
+
+
+def cached_candles(table: pa.Table) -> Candles:
+    """Candles over `table`'s columns, zero-copy, cached per worker (see module doc).
+
+    Raises what `trainable.candle_table.table_columns`, `Candles` and the kernel's
+    features raise for a bad table (a multi-chunk column, nulls, NaN, prices <= 0).
+    """
+    arrays = table_columns(table)
+    key = tuple((array.__array_interface__["data"][0], len(array)) for array in arrays)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            return cached
+    prepared = Candles(*arrays)
+    candle_features(prepared)  # bad values raise here, before any trial reports
+    with _cache_lock:
+        _cache[key] = prepared
+        while len(_cache) > CACHED_TABLES:
+            _cache.popitem(last=False)
+    return prepared
+
+
+def clear_cache() -> None:
+    """Forget the cached Candles (tests; a worker never needs to)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _parse_config(config: Mapping[str, Any]) -> tuple[int, int, Mapping[str, object]]:
+    if not isinstance(config, Mapping):
+        raise TypeError(f"trial config must be a mapping, got {type(config).__name__}")
+    expected = {"seed", "trial_index", "params"}
+    if set(config) != expected:
+        raise ValueError(f"trial config must have exactly {sorted(expected)}, got {sorted(config)}")
+    seed, trial_index, values = config["seed"], config["trial_index"], config["params"]
+    for name, number in (("seed", seed), ("trial_index", trial_index)):
+        if isinstance(number, bool) or not isinstance(number, int | np.integer):
+            raise TypeError(f"trial config {name} must be an int, got {number!r}")
+    if not isinstance(values, Mapping):
+        raise TypeError(f"trial config params must be a mapping, got {type(values).__name__}")
+    return int(seed), int(trial_index), values
