@@ -21,7 +21,10 @@ from trainable.backtest import CANDLE_COLUMNS, Candles, JobConstants
 from trainable.declaration import PARAMETERS_BY_NAME
 from trainable.params import StrategyParams
 
-# Reproducible in CI: the examples are a fixed function of the test's code.
+# Reproducible in CI: the examples are a fixed function of the code. Note that
+# Hypothesis also draws (with p = 0.05) constants found in every local module imported
+# so far, so running one file alone may give other examples than the whole suite; a
+# failure prints a @reproduce_failure blob.
 REPRODUCIBLE = settings(
     derandomize=True,
     database=None,
@@ -104,8 +107,11 @@ def window(candles: Candles, start: int, length: int) -> Candles:
 
 
 @st.composite
-def real_window(draw: st.DrawFn, candles: Candles, max_bars: int = 2000) -> Candles:
-    length = draw(st.integers(min(300, len(candles)), min(max_bars, len(candles))))
+def real_window(
+    draw: st.DrawFn, candles: Candles, min_bars: int = 300, max_bars: int = 2000
+) -> Candles:
+    """A window of `min_bars` .. `max_bars` consecutive bars of real data."""
+    length = draw(st.integers(min(min_bars, len(candles)), min(max_bars, len(candles))))
     start = draw(st.integers(0, len(candles) - length))
     return window(candles, start, length)
 
@@ -135,13 +141,24 @@ REQUIRED_COVERAGE = (
 )
 
 
-def assert_exercised(counts: Counter[str], min_trading_share: float = 0.5) -> None:
+# On windows of real data a trade still open at the last bar ("end") is rare enough
+# (a few per run) that requiring it would make the test flaky as the examples shift;
+# the random-series test requires it.
+REAL_DATA_COVERAGE = tuple(name for name in REQUIRED_COVERAGE if name != "exit_end")
+
+
+def assert_exercised(
+    counts: Counter[str],
+    min_trading_share: float = 0.5,
+    required: tuple[str, ...] = REQUIRED_COVERAGE,
+) -> None:
     """Agreement on runs with no trades proves nothing: most examples must trade, and
     across the run every exit reason, both sides, a C8-blocked setup and a C4 bar (one
     that led to a trade, too) must occur."""
     summary = dict(sorted(counts.items()))
+    print(f"exercised: {summary}")  # shown with -s or on failure
     assert counts["examples"] > 0, summary
     share = counts["examples_with_trades"] / counts["examples"]
     assert share >= min_trading_share, f"only {share:.0%} of examples traded: {summary}"
-    missing = [name for name in REQUIRED_COVERAGE if counts[name] == 0]
+    missing = [name for name in required if counts[name] == 0]
     assert not missing, f"never exercised: {missing}; counts: {summary}"

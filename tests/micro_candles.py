@@ -56,11 +56,8 @@ def params(**overrides: float) -> StrategyParams:
 def series(n: int, bars: dict[int, Bar]) -> Candles:
     """n bars of FILLER with `bars` (index -> bar) put in place; 5-minute timestamps."""
     rows = [bars.get(i, FILLER) for i in range(n)]
-    columns = list(zip(*rows, strict=True))
-    return Candles(
-        np.arange(n, dtype=np.int64) * 300_000,
-        *(np.array(column, dtype=np.float64) for column in columns),
-    )
+    columns = [np.array([row[j] for row in rows], dtype=np.float64) for j in range(5)]
+    return Candles(np.arange(n, dtype=np.int64) * 300_000, *columns)
 
 
 def support_at_98_5() -> dict[int, Bar]:

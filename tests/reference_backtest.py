@@ -6,7 +6,8 @@ differential tests). Every convention's id (C1..C19) stands beside the code that
 implements it. Only Python floats and ints are used: no numpy arithmetic, so no
 vectorized sums or fused operations can change an order of operations.
 
-Choices where STRATEGY.md is silent (each a deliberate reading, pinned by a test):
+Choices where STRATEGY.md is silent (each a deliberate reading, pinned by a micro case
+in tests/test_backtest_cases*.py or, for bits, by the golden values):
 - An empty candle series is rejected with a ValueError (there is no E_0 bar to mark).
 - A square is `x * x`, the correctly rounded product. Python's `x ** 2` goes through
   libm's pow, which is one ulp off for about 0.1% of doubles; numpy and numba square

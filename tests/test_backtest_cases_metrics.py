@@ -218,3 +218,32 @@ def test_c19_equity_at_or_below_zero_is_an_error_naming_the_bar(run_backtest):
     candles = series(35, {**resistance_at_101_5(), 25: PIERCE_HIGH, 29: bar_29})
     with pytest.raises(ValueError, match=r"bar\D{0,3}29\b"):
         run_backtest(candles, params(), NO_COSTS)
+
+
+def test_empty_candles_are_rejected(run_backtest):
+    # STRATEGY.md is silent; with no bar there is no E_0 to mark, so both reject it.
+    empty = series(0, {})
+    with pytest.raises(ValueError, match="empty"):
+        run_backtest(empty, params(), NO_COSTS)
+
+
+def test_a_single_bar_has_no_returns(run_backtest):
+    # n = 1: E_0 = 1.0 and no return, so Sharpe, Sortino and Calmar (CAGR needs n >= 2)
+    # are undefined; total return 0, no drawdown, no trade, exposure 0 / 1.
+    result = run_backtest(series(1, {}), params(), NO_COSTS)
+    assert result.trades == ()
+    assert result.metrics["total_return"] == 0.0
+    assert result.metrics["max_drawdown"] == 0.0
+    assert result.metrics["exposure"] == 0.0
+    assert [result.metrics[name] for name in ("sharpe", "sortino", "calmar")] == [None] * 3
+
+
+def test_c19_marked_equity_at_or_below_zero_is_an_error_too(run_backtest):
+    # Equity is marked at every close (Results, C15), so C19 applies to marks, not only
+    # to exits. The short of test_short_is_stopped_out with atr_multiplier_sl = 60:
+    # d = 120, stop 220, target 100 - 240 = -140. Bar 29 = (100, 206, 99.5, 205) reaches
+    # neither, and marks at 1 * ((1 - 0) - (205 / 100 - 1)) = -0.05 <= 0.
+    bar_29 = (100.0, 206.0, 99.5, 205.0, 1.0)
+    candles = series(35, {**resistance_at_101_5(), 25: PIERCE_HIGH, 29: bar_29})
+    with pytest.raises(ValueError, match=r"bar\D{0,3}29\b"):
+        run_backtest(candles, params(atr_multiplier_sl=60.0), NO_COSTS)

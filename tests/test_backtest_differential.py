@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tests.backtest_compare import assert_same_metrics, assert_same_trades
 from tests.backtest_strategies import (
+    REAL_DATA_COVERAGE,
     REPRODUCIBLE,
     assert_exercised,
     count_exercised,
@@ -78,7 +79,7 @@ def test_kernel_matches_reference_on_the_real_fixture(fixture_candles_path):
 
     @settings(REPRODUCIBLE, max_examples=40)
     @given(
-        window=real_window(candles),
+        window=real_window(candles, min_bars=1000, max_bars=5000),
         params=strategy_params(),
         constants=job_constants(timeframe_minutes=5),
     )
@@ -88,7 +89,7 @@ def test_kernel_matches_reference_on_the_real_fixture(fixture_candles_path):
             count_exercised(counts, reference)
 
     check()
-    assert_exercised(counts)
+    assert_exercised(counts, required=REAL_DATA_COVERAGE)
 
 
 def test_kernel_matches_reference_on_shared_data(shared_data):
@@ -99,7 +100,7 @@ def test_kernel_matches_reference_on_shared_data(shared_data):
     @st.composite
     def shared_window(draw):
         name = draw(st.sampled_from(sorted(files)))
-        return draw(real_window(files[name])), SHARED_FILES[name]
+        return draw(real_window(files[name], min_bars=1000, max_bars=3000)), SHARED_FILES[name]
 
     @settings(REPRODUCIBLE, max_examples=30)
     @given(data=st.data(), window_and_timeframe=shared_window(), params=strategy_params())
@@ -111,4 +112,4 @@ def test_kernel_matches_reference_on_shared_data(shared_data):
             count_exercised(counts, reference)
 
     check()
-    assert_exercised(counts)
+    assert_exercised(counts, required=REAL_DATA_COVERAGE)

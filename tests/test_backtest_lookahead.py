@@ -31,13 +31,13 @@ from tests.backtest_strategies import (
 from tests.implementations import implementation
 
 # name -> (longest series, examples): the reference is slow, so it gets short series.
-SIZES = {"reference": (600, 40), "kernel": (5000, 120)}
+SIZES = {"reference": (1500, 100), "kernel": (5000, 150)}
 
 
 def assert_no_lookahead(backtest, candles, params, constants, data) -> int:
     """Compare the full run with runs on bars 0..k-1 for a drawn cut k and for cuts
     just after an entry and just after an exit (where a peek ahead would show); returns
-    how many trades entered before k - H (the spec's statement) were compared."""
+    how many trades entered before a cut were compared."""
     try:
         full = backtest(candles, params, constants)
     except ValueError:  # equity <= 0 (C19): nothing to compare
@@ -68,7 +68,7 @@ def assert_same_trades_before(full, truncated, params, k, candles) -> int:
     horizon = k - params.max_holding_periods  # STRATEGY.md's statement, implied by the above
     early = [t for t in full.trades if t.entry_bar < horizon]
     assert_same_trades([t for t in truncated.trades if t.entry_bar < horizon], early, labels)
-    return len(early)
+    return len(before_k)
 
 
 def full_run_ended_there(trade, k, candles) -> bool:
@@ -83,6 +83,13 @@ def assert_closed_at_the_cut(cut, full, k, candles) -> None:
         assert same_bits(getattr(cut, name), getattr(full, name)), name
     assert (cut.exit_bar, cut.exit_reason) == (k - 1, "end")
     assert same_bits(cut.exit_price, float(candles.close[k - 1]))
+
+
+def assert_compared_trades(compared: list[int]) -> None:
+    """Most examples must compare trades: agreement on empty trade lists proves nothing."""
+    with_trades = sum(1 for count in compared if count)
+    print(f"examples comparing trades: {with_trades} of {len(compared)}")
+    assert with_trades >= len(compared) / 2, compared
 
 
 @st.composite
@@ -108,7 +115,7 @@ def test_no_lookahead_on_random_series(name):
         compared.append(assert_no_lookahead(backtest, candles, params, constants, data))
 
     check()
-    assert sum(1 for count in compared if count) >= len(compared) / 3, compared
+    assert_compared_trades(compared)
 
 
 @pytest.mark.parametrize("name", list(SIZES))
@@ -121,7 +128,7 @@ def test_no_lookahead_on_the_real_fixture(name, fixture_candles_path):
     @settings(REPRODUCIBLE, max_examples=examples // 2)
     @given(
         data=st.data(),
-        window=real_window(candles, max_bars=max_bars),
+        window=real_window(candles, min_bars=1000, max_bars=max_bars),
         params=strategy_params(),
         constants=job_constants(timeframe_minutes=5),
     )
@@ -129,4 +136,4 @@ def test_no_lookahead_on_the_real_fixture(name, fixture_candles_path):
         compared.append(assert_no_lookahead(backtest, window, params, constants, data))
 
     check()
-    assert sum(1 for count in compared if count) >= len(compared) / 3, compared
+    assert_compared_trades(compared)
