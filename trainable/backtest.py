@@ -17,6 +17,9 @@ choices are listed in `trainable.metrics`):
   confirms whenever any qualifying support does (mirrored for shorts).
 - The pierce bar needs p >= 20 (C6) and p >= 1 (close[p-1]); the ATR of C10 exists from
   bar 14, so every entry (e >= 22) has one.
+- Formulas are evaluated as written: `volume[p] >= threshold * (sum / 20)` (the mean
+  first), `low[p] >= S * (1 - pierce_depth)`. Valid pierce depths have no upper limit:
+  from 1 on, that bound never binds (S * (1 - depth) <= 0 < low).
 """
 
 from __future__ import annotations
