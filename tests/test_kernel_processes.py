@@ -54,8 +54,9 @@ RUNS = [
     ),
 ]
 
-# A child's whole program: argv = source root, fixture, runs as JSON. It prints the
-# fingerprint, the kernel modules' file, forbidden modules loaded, and compile stats.
+# A child's whole program: argv = source root, fixture, runs as JSON. It warms the
+# kernel up, then prints the fingerprint, the kernel modules' file, forbidden modules
+# loaded, compile stats and the CPU numba compiles for.
 FINGERPRINT = """
 import json, sys
 from dataclasses import astuple
@@ -79,16 +80,26 @@ def fingerprint(fixture, runs):
         })
     return out
 
+ENTRY_POINTS = {  # the compiled functions that Python calls
+    "engine": ("first_bad_row", "wilder_atr", "find_trades", "equity_curve"),
+    "signals": ("find_pivots", "volume_means"),
+    "metrics": ("return_sums", "trade_sums"),
+}
+
 def compile_stats():
+    import importlib
     from numba.core.registry import CPUDispatcher
-    from trainable import engine, metrics, signals
     hits = misses = 0
-    for module in (engine, metrics, signals):
-        for obj in vars(module).values():
+    signatures = {}
+    for name in ENTRY_POINTS:
+        module = importlib.import_module("trainable." + name)
+        for attribute, obj in vars(module).items():
             if isinstance(obj, CPUDispatcher):
                 hits += sum(obj.stats.cache_hits.values())
                 misses += sum(obj.stats.cache_misses.values())
-    return {"hits": hits, "misses": misses}
+                if attribute in ENTRY_POINTS[name]:
+                    signatures[attribute] = len(obj.signatures)
+    return {"hits": hits, "misses": misses, "entry_signatures": signatures}
 
 def target_cpu():
     from numba.core.registry import cpu_target
@@ -96,6 +107,8 @@ def target_cpu():
 
 if __name__ == "__main__":
     sys.path.insert(0, sys.argv[1])
+    from trainable.backtest import warm_up
+    warm_up()
     result = fingerprint(sys.argv[2], json.loads(sys.argv[3]))
     import trainable.backtest
     print(json.dumps({
@@ -163,6 +176,9 @@ def test_generic_cpu_gives_the_same_bits_and_the_cache_follows_content(here, tmp
     assert cold["cpu"] == "generic"
     assert Path(cold["kernel_file"]).is_relative_to(copies[0])
     assert cold["compile"]["misses"] > 0, "the private cache should have started empty"
+    # warm_up() compiled every entry point with the one signature that real runs use.
+    signatures = cold["compile"]["entry_signatures"]
+    assert len(signatures) == 8 and set(signatures.values()) == {1}, signatures
     assert cold["fingerprint"] == here
 
     warm = run_child(copies[1], env)

@@ -17,12 +17,16 @@ choices are listed in `trainable.metrics`):
   confirms whenever any qualifying support does (mirrored for shorts).
 - The pierce bar needs p >= 20 (C6) and p >= 1 (close[p-1]); the ATR of C10 exists from
   bar 14, so every entry (e >= 22) has one.
+- Formulas are evaluated as written: `volume[p] >= threshold * (sum / 20)` (the mean
+  first), `low[p] >= S * (1 - pierce_depth)`. Valid pierce depths have no upper limit:
+  from 1 on, that bound never binds (S * (1 - depth) <= 0 < low).
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import time
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -184,9 +188,37 @@ def backtest_metrics(
     """`backtest(...).metrics` without building the Trade objects (what a trial needs).
 
     The same computation and the same bits as `backtest`; it skips only the Python
-    objects, which cost ~0.5-5 us per trade (10,000 trades on 1M candles).
+    objects, ~1-2 us per trade (~10,000 trades in a 1M-candle backtest).
     """
     return _run(candles, params, constants)[2]
+
+
+def warm_up() -> float:
+    """Compile, or load from the on-disk cache, everything a backtest runs; returns the
+    seconds it took.
+
+    A process pays this once, at its first backtest (bench/RESULTS.md: ~0.5 s from the
+    cache, several seconds cold). A driver can run it once per node before its trials,
+    so that no trial pays a cold compile and concurrent workers do not all compile.
+    """
+    started = time.perf_counter()
+    n = 64
+    wave = 100.0 + np.sin(np.arange(n) * 0.7) * 2.0
+    candles = Candles(
+        timestamp=np.arange(n, dtype=np.int64) * 60_000,
+        open=wave,
+        high=wave + 1.0,
+        low=wave - 1.0,
+        close=wave + 0.5,
+        volume=np.ones(n),
+    )
+    params = StrategyParams(
+        key_level_lookback=30, min_level_touches=1, min_distance_from_level=0.01,
+        pierce_depth=0.05, reversal_candles=1, volume_spike_threshold=0.0,
+        atr_multiplier_sl=1.0, risk_reward_ratio=1.0, max_holding_periods=5,
+    )  # fmt: skip
+    backtest(candles, params, JobConstants(timeframe_minutes=1))
+    return time.perf_counter() - started
 
 
 def _run(

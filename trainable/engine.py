@@ -245,18 +245,11 @@ def find_trades(
             p += 1
             continue
         entry_bar = p + reversal_candles + 1
-        trade = enter_and_exit(candles, atr, side, entry_bar, exits, costs)
+        exit_bar, reason, values = enter_and_exit(candles, atr, side, entry_bar, exits, costs)
         if count == ints.shape[0]:
             ints, floats = _grow(ints, floats)
-        exit_bar, reason = trade[0], trade[1]
-        ints[count, T_SIDE] = side
-        ints[count, T_PIERCE] = p
-        ints[count, T_ENTRY] = entry_bar
-        ints[count, T_EXIT] = exit_bar
-        ints[count, T_REASON] = reason
-        floats[count, T_LEVEL] = level
-        for column in range(1, 8):
-            floats[count, column] = trade[2][column - 1]
+        ints[count] = (side, p, entry_bar, exit_bar, reason)
+        floats[count] = (level, *values)
         count += 1
         # C8: the next trade needs its entry bar after this exit bar.
         p = max(p + 1, exit_bar - reversal_candles)

@@ -91,10 +91,22 @@ def compute_metrics(
     `trade_returns` are the trades' net returns (C14) in entry order, `bars_held` their
     exit_bar - entry_bar (int), `equity` the marked equity E_0..E_{n-1} (C15, all > 0).
     Values are plain Python: n_trades an int, the others floats or None where undefined
-    or not finite (C18); `score` is Sharpe or SCORE_PENALTY (C17), never None.
+    or not finite (C18); `score` is Sharpe or SCORE_PENALTY (C17), never None. Needs
+    at least one bar.
     """
-    n = equity.size
-    n_returns = n - 1
+    values = {
+        **_return_metrics(equity, bars_per_year),
+        **_trade_metrics(trade_returns, bars_held, equity.size),
+    }
+    sharpe = values["sharpe"]
+    enough_trades = trade_returns.size >= min_trades
+    values["score"] = sharpe if enough_trades and sharpe is not None else SCORE_PENALTY
+    return {name: values[name] for name in METRIC_NAMES}
+
+
+def _return_metrics(equity: np.ndarray, bars_per_year: float) -> dict[str, float | None]:
+    """Sharpe, Sortino, Calmar, total return and max drawdown of the marked equity."""
+    n_returns = equity.size - 1
     total, squares, downside, drawdown = return_sums(equity)
     annual = math.sqrt(bars_per_year)
     mean = total / n_returns if n_returns >= 1 else math.nan
@@ -106,34 +118,37 @@ def compute_metrics(
     sortino = math.nan
     if n_returns >= 1 and downside > 0.0:
         sortino = mean / math.sqrt(downside / n_returns) * annual
-    growth = equity[-1] / equity[0] if n > 0 else math.nan
+    growth = float(equity[-1] / equity[0])
     calmar = math.nan
     if n_returns >= 1 and drawdown > 0.0:
         try:
-            calmar = (float(growth) ** (bars_per_year / n_returns) - 1.0) / drawdown
+            calmar = (growth ** (bars_per_year / n_returns) - 1.0) / drawdown
         except OverflowError:
             calmar = math.nan
-    n_trades = int(trade_returns.size)
-    # One compiled signature: a column of the kernel's trade table is not contiguous.
-    wins, won, losses, lost = trade_sums(np.ascontiguousarray(trade_returns, np.float64))
-    held = int(bars_held.sum())  # exact: an integer sum
-    values: dict[str, int | float | None] = {
+    return {
         "sharpe": _defined(sharpe),
         "sortino": _defined(sortino),
         "calmar": _defined(calmar),
         "total_return": _defined(growth - 1.0),
         "max_drawdown": _defined(drawdown),
+    }
+
+
+def _trade_metrics(
+    trade_returns: np.ndarray, bars_held: np.ndarray, n_bars: int
+) -> dict[str, int | float | None]:
+    """Trade count, win rate, profit factor, exposure and mean bars held (C13, C16)."""
+    n_trades = int(trade_returns.size)
+    # One compiled signature: a column of the kernel's trade table is not contiguous.
+    wins, won, losses, lost = trade_sums(np.ascontiguousarray(trade_returns, np.float64))
+    held = int(bars_held.sum())  # exact: an integer sum
+    return {
         "n_trades": n_trades,
         "win_rate": _defined(wins / n_trades) if n_trades else None,
         "profit_factor": _defined(won / abs(lost)) if losses else None,
-        "exposure": _defined((held + n_trades) / n) if n else None,
+        "exposure": _defined((held + n_trades) / n_bars),
         "mean_bars_held": _defined(held / n_trades) if n_trades else None,
     }
-    sharpe_value = values["sharpe"]
-    values["score"] = (
-        sharpe_value if n_trades >= min_trades and sharpe_value is not None else SCORE_PENALTY
-    )
-    return {name: values[name] for name in METRIC_NAMES}
 
 
 def _defined(value: float) -> float | None:

@@ -6,11 +6,13 @@ int64 arrays. Every float operation is the one the spec writes, in the spec's or
 that the slow reference and this code agree to the last bit.
 
 Speed without changing a result: the key levels of rule 2 are computed only at bars
-where a setup is possible. `setup_levels` first asks cheap necessary conditions (the
-volume filter of C6, then "enough pivots lie in the price band where a qualifying
-level's zone must lie") and sorts and groups the pivots of the window only when they
-hold. The band is derived below and widened by a relative 1e-9, so it can never reject
-a bar that the full rule would accept.
+where a setup is possible. The engine tests the volume filter of C6 first and keeps the
+window's pivot prices sorted as the bar advances (`insert_sorted`, `remove_sorted`);
+`setup_levels` then asks a second necessary condition ("enough pivots lie in the price
+band where a qualifying level's zone must lie", `zone_band`) and groups the sorted
+prices (C3) only when it holds, and only up to the band. The band is widened by a
+relative 1e-9, so it can never reject a bar that the full rule would accept; the
+grouping itself always starts from the lowest price, as C3 says.
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 imports ray.
 
 Use it as
-    tune.with_parameters(backtest_trainable, candles=table_or_ref, constants=JobConstants(...))
+    tune.with_parameters(backtest_trainable, candles=table, constants=JobConstants(...))
 with trial configs `{"seed": int, "trial_index": int, "params": {name: int | float}}`
-(DESIGN.md, "Interfaces"). Each trial runs one backtest and reports once, with
-`ray.tune.report`, the dict of `trial_result`.
+(DESIGN.md, "Interfaces"; any other key is refused). `with_parameters` puts the table
+in the object store once (or uses the ObjectRef it is given) and hands each trial the
+table; `trial_result` also accepts an ObjectRef. Each trial runs one backtest and
+reports once, with `ray.tune.report`, the dict of `trial_result`.
 
 Two kinds of failure (DESIGN.md, contract 3): a ValueError from the parameters'
 validation or from the kernel is the trial's deterministic `invalid` outcome, reported
@@ -17,7 +19,8 @@ same table, and each `ray.get` returns a new Table over the same shared memory. 
 cache is keyed by the columns' buffer addresses and lengths and holds the Candles it
 made (so their memory, and the object store entry behind it, stays pinned: no other
 data can appear at those addresses while the entry lives). A hit skips the Candles
-checks and the kernel's parameter-free features (bench/RESULTS.md has the numbers).
+checks and the kernel's parameter-free features: 25 us instead of 0.3 ms per trial at
+10k candles, 43 ms at 1M (bench/RESULTS.md).
 """
 
 from __future__ import annotations
