@@ -24,10 +24,9 @@ choices are listed in `trainable.metrics`):
 
 from __future__ import annotations
 
-import gc
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -271,43 +270,32 @@ def _run(
     return ints, floats, values
 
 
-_TRADE_FIELDS = tuple(field.name for field in fields(Trade))
-
-
 def _trades(ints: np.ndarray, floats: np.ndarray) -> tuple[Trade, ...]:
     """Trade objects from the kernel's tables (see `trainable.engine.find_trades`).
 
-    Two measured costs are avoided. A frozen dataclass's __init__ takes ~1.2 us (one
-    object.__setattr__ per field): the values come from the kernel, already of the
-    declared types, so the instances are filled directly (~0.5 us); they compare, hash,
-    print and pickle exactly like constructed ones. And creating ~10,000 objects (1M
-    candles) triggers cyclic garbage collections that scan the whole heap, numba's
-    included: ~45 ms per backtest. Trades hold only numbers and strings, so they form
-    no cycles, and the collector is paused while they are made.
+    Not on a trial's path: trials call `backtest_metrics`, which skips these objects.
     """
     from trainable.engine import EXIT_REASONS
 
     trades = []
-    new = object.__new__
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for (side, pierce, entry, exit_bar, reason), (
-            level, entry_price, stop, target, exit_price, entry_fill, exit_fill, ret,
-        ) in zip(ints.tolist(), floats.tolist(), strict=True):  # fmt: skip
-            trade = new(Trade)
-            trade.__dict__.update(
-                zip(
-                    _TRADE_FIELDS,
-                    (
-                        side, pierce, entry, exit_bar, level, entry_price, stop, target,
-                        exit_price, EXIT_REASONS[reason], entry_fill, exit_fill, ret,
-                    ),
-                    strict=True,
-                )
-            )  # fmt: skip
-            trades.append(trade)
-    finally:
-        if collecting:
-            gc.enable()
+    for int_row, float_row in zip(ints.tolist(), floats.tolist(), strict=True):
+        side, pierce, entry, exit_bar, reason = int_row
+        level, entry_price, stop, target, exit_price, entry_fill, exit_fill, ret = float_row
+        trades.append(
+            Trade(
+                side=side,
+                pierce_bar=pierce,
+                entry_bar=entry,
+                exit_bar=exit_bar,
+                level=level,
+                entry_price=entry_price,
+                stop=stop,
+                target=target,
+                exit_price=exit_price,
+                exit_reason=EXIT_REASONS[reason],
+                entry_fill=entry_fill,
+                exit_fill=exit_fill,
+                ret=ret,
+            )
+        )
     return tuple(trades)
