@@ -166,9 +166,9 @@ class Space(Mapping[str, Range]):
             if name not in params:
                 problems.append(f"missing parameter {name!r}")
             elif not r.contains(params[name]):
-                kind = "int" if isinstance(r, IntRange) else "number"
+                kind = "an int" if isinstance(r, IntRange) else "a number"
                 problems.append(
-                    f"{name} must be a {kind} in [{r.lower}, {r.upper}], got {params[name]!r}"
+                    f"{name} must be {kind} in [{r.lower}, {r.upper}], got {params[name]!r}"
                 )
         return problems
 
