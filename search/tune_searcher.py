@@ -7,8 +7,12 @@ Use it with a function trainable and an empty `param_space`; the trial config is
 exactly `{"seed": int, "trial_index": int, "params": {name: int | float}}`. Set
 `TuneConfig(num_samples=-1)` (or `total_trials`): the searcher returns FINISHED when
 every seed is done, or when nothing can run because trials failed (see `failed`).
-Do not wrap it in a `ConcurrencyLimiter` for determinism's sake: it does not need one,
-and results are always registered per seed in trial_index order.
+
+Set `TuneConfig(max_concurrent_trials=<trial slots of the cluster>)`: for a custom
+searcher Tune otherwise keeps a single trial pending, so trials start one at a time
+(`_get_max_pending_trials` in ray/tune/execution/tune_controller.py). The
+ConcurrencyLimiter this adds only throttles; determinism never depends on it, since
+outcomes are registered per seed in trial_index order whatever the completion order.
 """
 
 from __future__ import annotations

@@ -103,3 +103,42 @@ def assert_params_in_space(params: dict[str, int | float], space: Space = TOY_SP
         else:
             assert type(value) is float and math.isfinite(value), (name, value)
         assert r.lower <= value <= r.upper, (name, value)
+
+
+def result_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """What a toy trainable reports for a trial config."""
+    outcome = toy_outcome(config["params"])
+    score = INVALID_SCORE if outcome.score is None else outcome.score
+    return {"status": outcome.status, "score": score, "n_trades": 3}
+
+
+def tune_like(
+    suggest: Callable[[str], Any],
+    complete: Callable[[str, dict[str, Any]], None],
+    rng: random.Random,
+    capacity: int,
+    stop_after: int | None = None,
+    running: dict[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Play Tune: keep up to `capacity` trials running (fresh random trial ids), complete
+    a random one, until `suggest` says FINISHED (or `stop_after` completions).
+
+    Returns (configs handed out by trial id, trials still running by trial id).
+    """
+    configs: dict[str, dict[str, Any]] = {}
+    running = dict(running or {})
+    completions = 0
+    while stop_after is None or completions < stop_after:
+        while len(running) < capacity:
+            trial_id = f"{rng.getrandbits(32):08x}"
+            config = suggest(trial_id)
+            if not isinstance(config, dict):  # None (nothing ready) or FINISHED
+                break
+            configs[trial_id] = running[trial_id] = config
+        if not running:
+            assert suggest("probe") == "FINISHED"
+            break
+        trial_id = sorted(running)[rng.randrange(len(running))]
+        complete(trial_id, running.pop(trial_id))
+        completions += 1
+    return configs, running

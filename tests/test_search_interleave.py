@@ -12,43 +12,28 @@ import pickle
 import random
 
 import pytest
-from search_testkit import build, canonical, drive, toy_outcome
+from search_testkit import build, canonical, drive, result_dict, tune_like
 
-from search.interleave import FINISHED, CompletedTrial, Interleaver, TrialKey
+from search.interleave import CompletedTrial, Interleaver, TrialKey
 
 SEEDS = [3, 11, 12, 40]
 
 
-def _result(config: dict) -> dict:
-    outcome = toy_outcome(config["params"])
-    score = -100.0 if outcome.score is None else outcome.score
-    return {"status": outcome.status, "score": score, "n_trades": 3}
-
-
 def _complete_normally(interleaver, trial_id, config):
-    interleaver.complete(trial_id, _result(config), False)
+    interleaver.complete(trial_id, result_dict(config), False)
 
 
-def _tune_like(interleaver, rng, capacity, complete=_complete_normally, stop_after=None):
-    """Returns the configs handed out by trial id, and the ids still running."""
-    configs: dict[str, dict] = {}
-    running: list[str] = []
-    completions = 0
-    while stop_after is None or completions < stop_after:
-        while len(running) < capacity:
-            trial_id = f"{rng.getrandbits(32):08x}"
-            config = interleaver.suggest(trial_id)
-            if config is None or config == FINISHED:
-                break
-            configs[trial_id] = config
-            running.append(trial_id)
-        if not running:
-            assert interleaver.suggest("probe") == FINISHED
-            break
-        trial_id = running.pop(rng.randrange(len(running)))
-        complete(interleaver, trial_id, configs[trial_id])
-        completions += 1
-    return configs, running
+def _tune_like(
+    interleaver, rng, capacity, complete=_complete_normally, stop_after=None, running=None
+):
+    return tune_like(
+        interleaver.suggest,
+        lambda trial_id, config: complete(interleaver, trial_id, config),
+        rng,
+        capacity,
+        stop_after,
+        running,
+    )
 
 
 def _per_seed(configs) -> dict[int, list]:
@@ -112,7 +97,7 @@ def test_suggest_is_cheap_while_nothing_can_be_ready():
     for i in range(100):  # Tune's polling while trials run
         assert interleaver.suggest(f"poll{i}") is None
     assert asks == asks_after_scan
-    interleaver.complete("t0", _result(handed_out[0]), False)
+    interleaver.complete("t0", result_dict(handed_out[0]), False)
     interleaver.suggest("after")
     assert asks > asks_after_scan
 
@@ -172,9 +157,7 @@ def test_state_round_trip_mid_run_continues_identically(alone):
     configs, running = _tune_like(interleaver, rng, capacity=6, stop_after=37)
     restored = _interleaver()
     restored.set_state(pickle.loads(pickle.dumps(interleaver.get_state())))
-    for trial_id in running:  # Tune completes the trials that were running
-        restored.complete(trial_id, _result(configs[trial_id]), False)
-    more, _ = _tune_like(restored, rng, capacity=6)
+    more, _ = _tune_like(restored, rng, capacity=6, running=running)  # Tune restarts them
     assert restored.finished
     assert _per_seed({**configs, **more}) == alone
 
