@@ -43,7 +43,6 @@ OPTION_HELP: Mapping[str, Mapping[str, str]] = MappingProxyType(
                 "acquisition": "'ei' (expected improvement) or 'ucb' (upper confidence bound)",
                 "xi": "EI's exploration margin, in standard deviations of observed scores",
                 "kappa": "UCB's exploration weight (standardized scores)",
-                "gp_restarts": "extra random starts of the GP length-scale fit",
                 "liar": "constant lie for pending points of a batch: 'min', 'mean', 'max'",
                 "n_random": "random samples of the acquisition per suggestion",
                 "n_smart": "L-BFGS-B starts (the best random samples) per suggestion",

@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_info
 import search.bayesian as bayesian
 from search.bayesian import BayesianSearcher, _ExpectedImprovement, _UpperConfidenceBound
 from search.core import Outcome, RebuildMismatch, RecordedTrial
-from search.gp import Posterior, expected_improvement
+from search.gp import Posterior, expected_improvement, fit_length_scale
 from search.space import FloatRange, IntRange, Space
 
 
@@ -62,6 +62,24 @@ def test_posterior_gradients_match_central_differences():
             dn_m, dn_s = posterior.predict(q - step, return_std=True)
             assert dmean[j] == pytest.approx((up_m[0] - dn_m[0]) / (2 * h), rel=1e-5, abs=1e-7)
             assert dstd[j] == pytest.approx((up_s[0] - dn_s[0]) / (2 * h), rel=1e-5, abs=1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_length_scale_fit_reaches_the_likelihood_maximum_of_scikit_learns_optimizer(seed):
+    # Reference: scikit-learn's own fit (L-BFGS-B with gradients) from 1 + 20 random
+    # starts. The deterministic search must find a likelihood at least as high.
+    x, y = _data(n=40, dim=6, seed=seed)
+    y = (y - y.mean()) / y.std()
+    reference = GaussianProcessRegressor(
+        kernel=Matern(nu=2.5),
+        alpha=1e-6,
+        normalize_y=True,
+        n_restarts_optimizer=20,
+        random_state=0,
+    ).fit(x, y)
+    ours = fit_length_scale(x, y)
+    log_likelihood = reference.log_marginal_likelihood
+    assert log_likelihood(np.log([ours])) >= reference.log_marginal_likelihood_value_ - 1e-6
 
 
 def test_expected_improvement_is_bayes_opts_formula():
