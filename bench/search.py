@@ -5,6 +5,8 @@
     python bench/search.py cheap     # random and grid suggestion cost
     python bench/search.py tune      # real Tune run: 4 interleaved Bayesian seeds vs random
     python bench/search.py           # all three
+    python bench/search.py options   # search quality of the defaults and of alternatives
+                                     # (16 seeds x 60 trials; ~3 minutes)
 
 Everything uses the job defaults (`SEARCHER_OPTIONS`) on `search.toys.MIXED9_SPACE`
 (9 parameters, 4 int + 5 float), the configuration of the quality test. Observation
@@ -196,7 +198,49 @@ def bench_tune(seeds: int = 4, trials: int = 60, repeats: int = 3) -> None:
     )
 
 
+def _best_of_run(kind: str, seed: int, trials: int = 60, **options) -> float:
+    searcher = make_searcher(
+        kind, space=MIXED9_SPACE, seed=seed, iterations=trials, invalid_score=-100.0, **options
+    )
+    best = -float("inf")
+    while not searcher.finished:
+        for s in searcher.ask():
+            score = mixed9(s.params)
+            best = max(best, score)
+            searcher.tell(s.trial_index, Outcome.ok(score))
+    return best
+
+
+def _quartiles(values: list[float]) -> str:
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return f"{median:.3f} ({q1:.3f}-{q3:.3f}, min {min(values):.3f})"
+
+
+def bench_options(seeds: range = range(16)) -> None:
+    print(
+        f"## Best score after 60 trials on mixed9 (max ~3.322), {len(seeds)} seeds: "
+        f"median (quartiles, min)"
+    )
+    print(f"- random search: {_quartiles([_best_of_run('random', s) for s in seeds])}")
+    variants: list[dict] = [{}, {"liar": "mean"}, {"liar": "min"}, {"n_initial": 5},
+                            {"n_initial": 20}, {"acquisition": "ucb"}, {"xi": 0.1}]  # fmt: skip
+    for variant in variants:
+        cells = []
+        for batch_size in (1, 4):
+            if batch_size == 1 and "liar" in variant:
+                continue  # a batch of one has no pending points to lie about
+            options = {**DEFAULTS, **variant, "batch_size": batch_size}
+            bests = [_best_of_run("bayesian", s, **options) for s in seeds]
+            cells.append(f"batch {batch_size}: {_quartiles(bests)}")
+        print(f"- Bayesian {variant or 'defaults'}: " + "; ".join(cells), flush=True)
+
+
 if __name__ == "__main__":
-    chosen = sys.argv[1:] or ["suggest", "cheap", "tune"]
-    for name in chosen:
-        {"suggest": bench_suggest, "cheap": bench_cheap, "tune": bench_tune}[name]()
+    commands = {
+        "suggest": bench_suggest,
+        "cheap": bench_cheap,
+        "tune": bench_tune,
+        "options": bench_options,
+    }
+    for name in sys.argv[1:] or ["suggest", "cheap", "tune"]:
+        commands[name]()

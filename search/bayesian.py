@@ -29,11 +29,11 @@ How a batch is computed (DESIGN.md, "measured facts on bayesian-optimization 3.4
   computes only the current batch; BLAS/OpenMP run on one thread meanwhile.
 
 Defaults (`DEFAULTS`; the job defaults, the quality test and the benchmark use them),
-chosen on the quality benchmark (16 seeds x 60 trials, bench/RESULTS.md): 10 random
-points (about one per dimension for 9 parameters; 5 and 20 did no better); batches of
-4 (a seed alone keeps 4 workers busy; the median best loses little against 1); EI with
-xi = 0.01 (UCB with kappa 2.576 did worse); the liar "max", bayes_opt's default
-(mean and min did worse at batch size 4).
+checked on the quality benchmark (16 seeds x 60 trials, bench/RESULTS.md): 10 random
+points (about one per dimension for 9 parameters; 5 did worse, 20 no better); batches
+of 4 (a seed alone keeps 4 workers busy, and the median best stays close to batch
+size 1); EI with xi = 0.01 (UCB with kappa 2.576 and xi = 0.1 did worse); the liar
+"max", bayes_opt's ConstantLiar default ("mean" and "min" scored the same within noise).
 """
 
 from __future__ import annotations

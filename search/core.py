@@ -167,6 +167,8 @@ class SeededSearcher(ABC):
 
         Empty while the searcher waits on outcomes, and once every trial is handed out.
         """
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
         budget = self.iterations if limit is None else limit
         ready: list[Suggestion] = []
         while self._reemit and len(ready) < budget:

@@ -4,8 +4,8 @@
 Hartmann-6 function (Dixon & Szego 1978; constants as in Surjanovic & Bingham's Virtual
 Library of Simulation Experiments) on shifted domains, with its sixth coordinate an int
 (x6 = h6 / 50), plus a quadratic bowl in three more ints. Its maximum is about
-3.3224 - 0 (H6 near its optimum, the bowl at its centre); the score of a uniformly
-random point is about 0.26 on average.
+3.3224 (H6 at its optimum, h6 = 33, the bowl at its centre); a uniformly random point
+scores about -0.15 on average, and the best of 60 random points 0.7 to 2.6.
 """
 
 from __future__ import annotations

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from search_testkit import INVALID_SCORE, TOY_SPACE, canonical, drive
@@ -175,3 +178,19 @@ def test_common_arguments_are_validated():
         args = {"space": TOY_SPACE, "seed": 0, "iterations": 5, "invalid_score": -1.0, **bad}
         with pytest.raises(ValueError, match=message):
             make_searcher("random", **args)
+
+
+def test_the_core_never_imports_ray_trainable_or_cluster():
+    # search/ is strategy-agnostic and Tune-free except for search.tune_searcher.
+    code = (
+        "import sys, search, search.registry, search.interleave, search.toys; "
+        "print(sorted(m for m in ('ray', 'trainable', 'cluster') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.stdout.strip() == "[]"
