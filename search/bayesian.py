@@ -19,9 +19,9 @@ How a batch is computed (DESIGN.md, "measured facts on bayesian-optimization 3.4
   (Expected Improvement; 2,000 random samples, then L-BFGS-B from the best 3, with the
   acquisition's exact gradient instead of finite differences);
 - within a batch, a constant liar on a private copy of the space: each pending point,
-  rounded as it will be evaluated, is added with the lie (the best standardized score)
-  as its target before the next point is chosen; bayes_opt's ConstantLiar keeps stale
-  unrounded points with ints;
+  rounded as it will be evaluated, is added with the lie (by default the best
+  standardized score) as its target before the next point is chosen; bayes_opt's
+  ConstantLiar keeps stale unrounded points with ints;
 - a point equal to one observed or pending is replaced by a random point from the
   batch's generator (up to 100 tries; in an exhausted all-int space the repeat is kept):
   a repeat never ends the run and never raises "data point not unique";
@@ -107,6 +107,8 @@ class _GradientSmartMinimize:
     clipped to the bounds, or (NaN, inf) when none succeeds) by L-BFGS-B with the exact
     gradient from `gp.Posterior.predict_with_gradient`. The random stage, the choice
     between random and refined points, and the acquisition formula stay bayes_opt's.
+    `_get_acq` and `_smart_minimize` are bayes_opt 3.4's private hooks (the lock pins
+    the version; a test checks that this refinement is the one that runs).
     """
 
     _posterior: Posterior

@@ -108,12 +108,12 @@ def seeded_random_state(seed: int, *stream: int) -> np.random.RandomState:
 
 
 def same_params(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Equal bit for bit, types included (3 and 3.0 differ; so do 0.0 and -0.0)."""
-    if list(a) != list(b):
+    """Equal bit for bit, types included (3 and 3.0 differ; so do 0.0 and -0.0); the
+    order of the keys does not matter."""
+    if set(a) != set(b):
         return False
-    return all(
-        type(a[k]) is type(b[k]) and (repr(a[k]) == repr(b[k])) for k in a
-    )  # repr: float's shortest round-trip form, exact for every double
+    # repr is float's shortest round-trip form: equal reprs mean equal bits.
+    return all(type(a[k]) is type(b[k]) and repr(a[k]) == repr(b[k]) for k in a)
 
 
 class SeededSearcher(ABC):
@@ -302,7 +302,7 @@ class SeededSearcher(ABC):
             self._prefix += 1
         for k in indices:  # history first: the recomputed trials may depend on it
             if not self._must_replay(k):
-                self._params[k] = dict(recorded[k].params)
+                self._params[k] = self.space.normalized(recorded[k].params)
         ready_end = self._ready_end()
         for k in indices:
             if k >= ready_end:

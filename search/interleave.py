@@ -10,7 +10,8 @@ Trial ids (Tune's, random per run) only map to (seed, trial_index) here; nothing
 keyed on them. A trial ends in one of two ways (DESIGN.md, contract 3):
 - a kernel outcome: the result's `status` is "ok" (with a finite `score`) or "invalid";
   it is told to the seed's searcher and handed to `on_result`, per seed in trial_index
-  order (a trial that finished early is held until every earlier one has);
+  order (a trial that finished early is held until every earlier one has; trials that
+  a rebuilt searcher already had outcomes for are not handed out again);
 - anything else (an error, no result, a result breaking that contract): never told,
   kept in `failed` with the reason, so the driver can stop "interrupted, resumable".
 """
@@ -90,6 +91,9 @@ class Interleaver:
         self._live: set[str] = set()
         self._failed: dict[TrialKey, str] = {}
         self._held: dict[TrialKey, CompletedTrial] = {}
+        # Trials with an outcome before this interleaver saw them (a rebuild from the
+        # records): already recorded, so delivery skips them.
+        self._known = {seed: set(s.outcomes()) for seed, s in self._searchers.items()}
         self._next_delivery = {seed: 0 for seed in self._seeds}
         self._idle = False  # the last scan found nothing and nothing has completed since
 
@@ -142,11 +146,17 @@ class Interleaver:
         self._deliver(key.seed)
 
     def _deliver(self, seed: int) -> None:
-        while (key := TrialKey(seed, self._next_delivery[seed])) in self._held:
-            completed = self._held.pop(key)
-            self._next_delivery[seed] += 1
-            if self.on_result is not None:
-                self.on_result(completed)
+        while True:
+            key = TrialKey(seed, self._next_delivery[seed])
+            if key.trial_index in self._known[seed]:
+                self._next_delivery[seed] += 1
+            elif key in self._held:
+                completed = self._held.pop(key)
+                self._next_delivery[seed] += 1
+                if self.on_result is not None:
+                    self.on_result(completed)
+            else:
+                return
 
     # -- what the driver reads ------------------------------------------------------
     def trial(self, trial_id: str) -> TrialKey:
@@ -184,6 +194,7 @@ class Interleaver:
             "live": sorted(self._live),
             "failed": dict(self._failed),
             "held": dict(self._held),
+            "known": {seed: sorted(known) for seed, known in self._known.items()},
             "next_delivery": dict(self._next_delivery),
         }
 
@@ -197,5 +208,6 @@ class Interleaver:
         self._live = set(state["live"])
         self._failed = dict(state["failed"])
         self._held = dict(state["held"])
+        self._known = {seed: set(known) for seed, known in state["known"].items()}
         self._next_delivery = dict(state["next_delivery"])
         self._idle = False

@@ -157,6 +157,13 @@ class Space(Mapping[str, Range]):
         """Unit-cube coordinates of a valid point (ints at their cell's centre)."""
         return np.array([r.to_unit(params[name]) for name, r in self.items()])  # type: ignore[arg-type]
 
+    def normalized(self, params: Mapping[str, int | float]) -> Params:
+        """A valid point in space order, as plain Python int / float (values unchanged)."""
+        return {
+            name: int(params[name]) if isinstance(r, IntRange) else float(params[name])
+            for name, r in self.items()
+        }
+
     def problems(self, params: object) -> list[str]:
         """Why `params` is not a point of this space (empty when it is)."""
         if not isinstance(params, Mapping):

@@ -111,6 +111,21 @@ def test_acquisition_gradients_match_central_differences(acquisition):
             assert gradient[j] == pytest.approx((up - down) / (2 * h), rel=1e-4, abs=1e-8)
 
 
+def test_the_gradient_refinement_is_the_one_bayes_opt_runs(monkeypatch):
+    calls = []
+    refine = bayesian._GradientSmartMinimize._smart_minimize
+
+    def spy(self, *args, **kwargs):
+        calls.append(type(self).__name__)
+        return refine(self, *args, **kwargs)
+
+    monkeypatch.setattr(bayesian._GradientSmartMinimize, "_smart_minimize", spy)
+    drive(build("bayesian"))
+    drive(build("bayesian", acquisition="ucb"))
+    assert len(calls) == 2 * 16  # 16 model suggestions per run (20 trials, 4 random)
+    assert set(calls) == {"_ExpectedImprovement", "_UpperConfidenceBound"}
+
+
 def test_blas_is_pinned_to_one_thread_while_the_model_computes(monkeypatch):
     seen_threads: list[set[int]] = []
     fit = bayesian.fit_length_scale
@@ -240,6 +255,19 @@ def test_rebuild_takes_finished_batches_as_history():
     _, recorded = _records_after(12)
     rebuilt = _rebuild(recorded)
     assert canonical(rebuilt.suggestion(5)) == canonical(recorded[5].params)
+
+
+def test_rebuild_accepts_recorded_params_in_any_key_order():
+    _, recorded = _records_after(12)
+    shuffled = {
+        k: RecordedTrial(dict(reversed(list(r.params.items()))), r.outcome)
+        for k, r in recorded.items()
+    }
+    rebuilt = _rebuild(shuffled)
+    assert list(rebuilt.suggestion(5)) == list(TOY_SPACE)  # history kept in space order
+    assert [canonical(s.params) for s in rebuilt.ask()] == [
+        canonical(s.params) for s in _rebuild(recorded).ask()
+    ]
 
 
 def test_rebuild_refuses_records_that_could_not_exist():

@@ -12,9 +12,21 @@ import pickle
 import random
 
 import pytest
-from search_testkit import build, canonical, drive, result_dict, tune_like
+from search_testkit import (
+    INVALID_SCORE,
+    ITERATIONS,
+    KIND_OPTIONS,
+    TOY_SPACE,
+    build,
+    canonical,
+    drive,
+    result_dict,
+    tune_like,
+)
 
+from search.core import RecordedTrial
 from search.interleave import CompletedTrial, Interleaver, TrialKey
+from search.registry import rebuild_searcher
 
 SEEDS = [3, 11, 12, 40]
 
@@ -160,6 +172,38 @@ def test_state_round_trip_mid_run_continues_identically(alone):
     more, _ = _tune_like(restored, rng, capacity=6, running=running)  # Tune restarts them
     assert restored.finished
     assert _per_seed({**configs, **more}) == alone
+
+
+@pytest.mark.parametrize("kind", ["bayesian", "random"])
+def test_rebuilt_searchers_deliver_only_the_new_trials_in_order(kind, alone):
+    # Records with holes (random search: 3 and 4 never finished before the stop).
+    stopped = {seed: build(kind, seed=seed) for seed in SEEDS}
+    for searcher in stopped.values():
+        drive(searcher, order_rng=random.Random(1), concurrency=6, stop_after=7)
+    delivered: list[CompletedTrial] = []
+    rebuilt = {
+        seed: rebuild_searcher(
+            kind,
+            space=TOY_SPACE,
+            seed=seed,
+            iterations=ITERATIONS,
+            invalid_score=INVALID_SCORE,
+            recorded={k: RecordedTrial(s.suggestion(k), o) for k, o in s.outcomes().items()},
+            **KIND_OPTIONS[kind],
+        )
+        for seed, s in stopped.items()
+    }
+    interleaver = Interleaver(rebuilt, delivered.append)
+    configs, _ = _tune_like(interleaver, random.Random(2), capacity=5)
+    assert interleaver.finished
+    for seed, searcher in stopped.items():
+        new = [c.trial_index for c in delivered if c.seed == seed]
+        assert new == sorted(set(range(ITERATIONS)) - set(searcher.outcomes()))
+    if kind == "bayesian":
+        per_seed = _per_seed(configs)
+        for seed, searcher in stopped.items():
+            told = [(k, canonical(searcher.suggestion(k))) for k in searcher.outcomes()]
+            assert sorted(told + per_seed[seed]) == alone[seed]
 
 
 def test_searchers_must_be_keyed_by_their_own_seed():
