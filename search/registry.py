@@ -8,6 +8,7 @@ job-spec validation, the resolved spec (its identity) and the docs.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -25,7 +26,8 @@ SEARCHERS: Mapping[str, type[SeededSearcher]] = MappingProxyType(
 )
 
 # kind -> option -> default. Every option a kind accepts is listed; a job spec that
-# leaves one out gets this default (fill them in before hashing a spec).
+# leaves one out gets this default (fill them in before hashing a spec; take a copy
+# with `searcher_defaults`).
 SEARCHER_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "bayesian": MappingProxyType(dict(BAYESIAN_DEFAULTS)),
@@ -57,6 +59,11 @@ OPTION_HELP: Mapping[str, Mapping[str, str]] = MappingProxyType(
         ),
     }
 )
+
+
+def searcher_defaults(kind: str) -> dict[str, Any]:
+    """A fresh, mutable copy of `kind`'s options and defaults (for a resolved job spec)."""
+    return copy.deepcopy(dict(SEARCHER_OPTIONS[kind]))
 
 
 def _did_you_mean(word: str, choices: list[str]) -> str:

@@ -14,7 +14,7 @@ from search_testkit import INVALID_SCORE, TOY_SPACE, canonical, drive
 
 from search.core import Outcome
 from search.grid import GRID_LIMIT, GridSearcher
-from search.registry import SEARCHER_OPTIONS, SEARCHERS, make_searcher
+from search.registry import SEARCHER_OPTIONS, SEARCHERS, make_searcher, searcher_defaults
 from search.space import FloatRange, IntRange, Space, grid_points
 
 GRID_SIZE = 4 * 4 * 2 * 4  # TOY_SPACE with points=4: a has 4 values, c has 2
@@ -151,6 +151,12 @@ def test_published_options_are_exactly_the_constructor_defaults(kind):
     if kind == "grid":  # `values=None` in the signature means "no explicit values"
         assert own.pop("values") is None and published.pop("values") == {}
     assert own == published
+
+
+def test_searcher_defaults_are_a_private_copy():
+    defaults = searcher_defaults("grid")
+    defaults["values"]["a"] = [1]
+    assert SEARCHER_OPTIONS["grid"]["values"] == {}
 
 
 @pytest.mark.parametrize("kind", list(SEARCHERS))
