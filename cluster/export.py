@@ -38,19 +38,10 @@ from pathlib import Path
 from typing import IO
 
 from cluster.records_exact import canonical_params, float_hex
-from cluster.records_types import METRIC_COLUMNS, TrialRecord
+from cluster.records_types import DETERMINISTIC_COLUMNS, METRIC_COLUMNS, TrialRecord
 
 EXPORT_VERSION = 1
-COLUMNS: tuple[str, ...] = (
-    "spec_id",
-    "seed",
-    "trial_index",
-    "params",
-    "status",
-    "score",
-    *METRIC_COLUMNS,
-    "message",
-)
+COLUMNS = DETERMINISTIC_COLUMNS
 NULL = "\\N"
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 

@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from cluster.records_exact import same_value
 from cluster.records_types import (
+    DETERMINISTIC_COLUMNS,
     METRIC_COLUMNS,
     EnsembleStatus,
     JobStatus,
@@ -45,16 +46,6 @@ DETERMINISTIC_SELECT = sql.SQL(
     "t.spec_id, t.seed, t.trial_index, t.params_exact, t.status::text, t.score, {metrics}, "
     "t.message"
 ).format(metrics=sql.SQL(", ").join(sql.Identifier("t", m) for m in METRIC_COLUMNS))
-DETERMINISTIC_KEYS = (
-    "spec_id",
-    "seed",
-    "trial_index",
-    "params",
-    "status",
-    "score",
-    *METRIC_COLUMNS,
-    "message",
-)
 
 _INSERT_TRIAL = sql.SQL(
     "INSERT INTO trials ({columns}) VALUES ({values}) "
@@ -164,7 +155,9 @@ def stored_trials(
         "ON t.training_job_id = k.job_id AND t.trial_index = k.trial_index"
     ).format(columns=DETERMINISTIC_SELECT)
     rows = conn.execute(query, [[k[0] for k in keys], [k[1] for k in keys]]).fetchall()
-    return {(row[0], row[3]): dict(zip(DETERMINISTIC_KEYS, row[1:], strict=True)) for row in rows}
+    return {
+        (row[0], row[3]): dict(zip(DETERMINISTIC_COLUMNS, row[1:], strict=True)) for row in rows
+    }
 
 
 def differences(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:

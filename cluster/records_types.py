@@ -24,6 +24,18 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 # The metric columns of `trials` besides `score`, in declaration order.
 METRIC_COLUMNS: tuple[str, ...] = tuple(m.name for m in METRICS if m.name != "score")
+# The deterministic part of a trial record (DESIGN.md, contract 2), in export order:
+# what two runs of the same spec and seed must agree on bit for bit.
+DETERMINISTIC_COLUMNS: tuple[str, ...] = (
+    "spec_id",
+    "seed",
+    "trial_index",
+    "params",
+    "status",
+    "score",
+    *METRIC_COLUMNS,
+    "message",
+)
 _INT_METRICS = frozenset(m.name for m in METRICS if m.kind == "int")
 
 
