@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cluster.database import ensure_database
-from cluster.pg_server import embedded_server
-from cluster.records import Recorder
-from cluster.records_types import EnsembleRecord, TrainingJobRecord, TrialRecord
+from cluster.records.database import ensure_database
+from cluster.records.pg_server import embedded_server
+from cluster.records.recorder import Recorder
+from cluster.records.types import EnsembleRecord, TrainingJobRecord, TrialRecord
 from trainable.params import default_params
 
 TUNE_FLOOR_TRIALS_PER_S = 30.0  # DESIGN.md, measured with reuse_actors=True

@@ -25,9 +25,9 @@ from cluster.errors import (
 
 COMMANDS: dict[str, str] = {
     "data": "cluster.candles.command",
-    "list": "cluster.command_list",
-    "show": "cluster.command_show",
-    "export": "cluster.command_export",
+    "list": "cluster.records.command_list",
+    "show": "cluster.records.command_show",
+    "export": "cluster.records.command_export",
     "backtest": "cluster.backtest_command",
 }
 

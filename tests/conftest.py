@@ -126,7 +126,7 @@ def pg_session() -> Iterator[PgServer]:
     if url:
         yield PgServer("external", url)
         return
-    from cluster.pg_server import embedded_server
+    from cluster.records.pg_server import embedded_server
 
     base = short_temp_dir()
     try:
@@ -172,7 +172,7 @@ def debian_pg() -> Iterator[PgServer]:
         pytest.skip(f"Debian's PostgreSQL 15 is not installed ({DEBIAN_PG_BIN} is absent)")
     import pwd
 
-    from cluster.pg_server import run_server_program, server_system_user
+    from cluster.records.pg_server import run_server_program, server_system_user
 
     user = server_system_user()  # PostgreSQL refuses to run as root
     base = short_temp_dir()

@@ -7,9 +7,9 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 
-from cluster.records import Recorder
-from cluster.records_retry import RetryPolicy
-from cluster.records_types import EnsembleRecord, TrainingJobRecord, TrialRecord
+from cluster.records.recorder import Recorder
+from cluster.records.retry import RetryPolicy
+from cluster.records.types import EnsembleRecord, TrainingJobRecord, TrialRecord
 
 SPEC_ID = hashlib.sha256(b"a resolved job spec").hexdigest()
 FINGERPRINT = hashlib.sha256(b"a candle table").hexdigest()

@@ -17,10 +17,10 @@ import pytest
 from records_factory import FAST_RETRY, SPEC_ID, new_ensemble, ok_trial
 
 from cluster.cli import main
-from cluster.database import redact
-from cluster.export import build_export
-from cluster.records import Recorder
-from cluster.records_types import JobStatus, TrialRecord
+from cluster.records.database import redact
+from cluster.records.export import build_export
+from cluster.records.recorder import Recorder
+from cluster.records.types import JobStatus, TrialRecord
 
 pytestmark = pytest.mark.postgres
 

@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from records_factory import FAST_RETRY, SPEC_ID, new_ensemble, ok_metrics, ok_trial
 
-from cluster.export import COLUMNS, build_export, write_csv, write_parquet
-from cluster.records import Recorder
-from cluster.records_exact import canonical_params, parse_canonical_params, same_value
-from cluster.records_types import TrialRecord
+from cluster.records.exact import canonical_params, parse_canonical_params, same_value
+from cluster.records.export import COLUMNS, build_export, write_csv, write_parquet
+from cluster.records.recorder import Recorder
+from cluster.records.types import TrialRecord
 
 HEADER = (
     "spec_id\tseed\ttrial_index\tparams\tstatus\tscore\tsharpe\tsortino\tcalmar\t"

@@ -14,11 +14,11 @@ import psycopg
 import pytest
 from records_factory import FAST_RETRY, new_ensemble, ok_trial
 
-from cluster.database import ensure_database
-from cluster.pg_server import embedded_server, run_server_program
-from cluster.records import Recorder
-from cluster.records_retry import RetryPolicy, call_with_retry
-from cluster.records_types import EnsembleStatus, RecordsUnavailable
+from cluster.records.database import ensure_database
+from cluster.records.pg_server import embedded_server, run_server_program
+from cluster.records.recorder import Recorder
+from cluster.records.retry import RetryPolicy, call_with_retry
+from cluster.records.types import EnsembleStatus, RecordsUnavailable
 
 pytestmark = pytest.mark.postgres
 
@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 QUICK = RetryPolicy(attempts=3, first_delay_s=0.01, max_delay_s=0.02, connect_timeout_s=1.0)
 LOCK_HOLDER = """
 import sys, time, uuid
-from cluster.records import Recorder
+from cluster.records.recorder import Recorder
 with Recorder(sys.argv[1]) as recorder, recorder.running(uuid.UUID(sys.argv[2])):
     print("locked", flush=True)
     time.sleep(600)

@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cluster.migrations import SQL_DIR, MigrationError, discover, migrate
-from cluster.records_types import EnsembleStatus, JobStatus, TrialStatus
+from cluster.records.migrations import SQL_DIR, MigrationError, discover, migrate
+from cluster.records.types import EnsembleStatus, JobStatus, TrialStatus
 from trainable.declaration import METRICS
 
 pytestmark = pytest.mark.postgres

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from cluster.errors import InvalidInput
-from cluster.pg_server import HANDLES_FILE, default_data_dir, embedded_server
+from cluster.records.pg_server import HANDLES_FILE, default_data_dir, embedded_server
 
 pytestmark = pytest.mark.postgres
 
@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 OWNER = """
 import sys
 from pathlib import Path
-from cluster.pg_server import embedded_server
+from cluster.records.pg_server import embedded_server
 with embedded_server(Path(sys.argv[1])):
     print("up", flush=True)
     sys.stdin.readline()  # wait until told to leave (or killed)

@@ -24,8 +24,8 @@ from records_factory import (
     ok_trial,
 )
 
-from cluster.records import Recorder
-from cluster.records_types import (
+from cluster.records.recorder import Recorder
+from cluster.records.types import (
     METRIC_COLUMNS,
     EnsembleBusy,
     EnsembleRecord,

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from records_factory import FINGERPRINT, SPEC_ID, ok_metrics
 
-from cluster.records_exact import canonical_params
-from cluster.records_retry import RetryPolicy
-from cluster.records_types import (
+from cluster.records.exact import canonical_params
+from cluster.records.retry import RetryPolicy
+from cluster.records.types import (
     METRIC_COLUMNS,
     EnsembleRecord,
     TrainingJobRecord,

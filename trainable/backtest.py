@@ -1,10 +1,11 @@
 """The backtest's inputs and outputs, and its entry point `backtest(...)`.
 
-Conventions are STRATEGY.md's (rules 1-6, C1-C19); this module fixes the types that the
-fast kernel, the slow reference in tests/ and the Tune adapter share. The work is done by
-numba-compiled code: `trainable.signals` (pivots, key levels, setups), `trainable.engine`
-(entries, exits, costs, equity) and `trainable.metrics` (a pure function of the trades
-and the equity curve); `trainable.jit` explains how compiled code is cached.
+Conventions are STRATEGY.md's (rules 1-6, C1-C19). The types that the fast kernel,
+the slow reference in tests/ and the Tune adapter share live in `trainable.types`. The
+work is done by numba-compiled code: `trainable.signals` (pivots, key levels, setups),
+`trainable.engine` (entries, exits, costs, equity) and `trainable.metrics` (a pure
+function of the trades and the equity curve); `trainable.jit` explains how compiled
+code is cached.
 
 Where STRATEGY.md is silent, this kernel settles it as follows (the metrics' own
 choices are listed in `trainable.metrics`):
@@ -24,147 +25,32 @@ choices are listed in `trainable.metrics`):
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from trainable.params import StrategyParams
+from trainable.types import (
+    CANDLE_COLUMNS,
+    EXIT_REASONS,
+    BacktestResult,
+    Candles,
+    ExitReason,
+    JobConstants,
+    Trade,
+)
 
-ExitReason = Literal["stop", "target", "time", "end"]
-CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
-
-
-@dataclass(frozen=True)
-class Candles:
-    """One market's bars: `timestamp` int64 ms UTC (strictly increasing), the rest float64.
-
-    Construction checks equal lengths, dtypes, finiteness and increasing timestamps and
-    raises a ValueError naming the column and the first bad row. Arrays are used as
-    given (read-only shared memory is fine); they are never written to.
-    """
-
-    timestamp: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.timestamp)
-        for name in CANDLE_COLUMNS:
-            array = getattr(self, name)
-            if not isinstance(array, np.ndarray) or array.ndim != 1:
-                raise ValueError(f"candles column {name!r} must be a 1-D numpy array")
-            if len(array) != n:
-                raise ValueError(
-                    f"candles columns have unequal lengths: timestamp has {n}, "
-                    f"{name} has {len(array)}"
-                )
-            expected = np.int64 if name == "timestamp" else np.float64
-            if array.dtype != expected:
-                raise ValueError(
-                    f"candles column {name!r} must be {expected.__name__}, got {array.dtype}"
-                )
-            if name != "timestamp":
-                bad = np.flatnonzero(~np.isfinite(array))
-                if bad.size:
-                    raise ValueError(
-                        f"candles column {name!r} has a non-finite value at row {bad[0]} "
-                        f"({array[bad[0]]!r})"
-                    )
-        if n >= 2:
-            bad = np.flatnonzero(np.diff(self.timestamp) <= 0)
-            if bad.size:
-                row = int(bad[0]) + 1
-                raise ValueError(
-                    f"candles timestamps must be strictly increasing: row {row} "
-                    f"({self.timestamp[row]}) <= row {row - 1} ({self.timestamp[row - 1]})"
-                )
-
-    def __len__(self) -> int:
-        return len(self.timestamp)
-
-    def __getstate__(self) -> dict[str, object]:
-        # The kernel keeps derived features in __dict__ (trainable.features): not data.
-        from trainable.features import forget_features
-
-        return forget_features(self.__dict__)
-
-    def head(self, k: int) -> Candles:
-        """The first `k` bars (views, no copy)."""
-        return Candles(*(getattr(self, name)[:k] for name in CANDLE_COLUMNS))
-
-
-@dataclass(frozen=True)
-class JobConstants:
-    """The job's constants that reach every trial (never through a trial's config).
-
-    `fee` is a fraction of notional per fill, `slippage` a fraction of price, adverse on
-    every fill (C14). `min_trades` is C17's threshold for a real score.
-    """
-
-    timeframe_minutes: int
-    fee: float = 0.001
-    slippage: float = 0.0
-    min_trades: int = 5
-
-    def __post_init__(self) -> None:
-        if isinstance(self.timeframe_minutes, bool) or not isinstance(self.timeframe_minutes, int):
-            raise ValueError(f"timeframe_minutes must be an int, got {self.timeframe_minutes!r}")
-        if self.timeframe_minutes < 1:
-            raise ValueError(f"timeframe_minutes must be >= 1, got {self.timeframe_minutes}")
-        for name in ("fee", "slippage"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            if not (math.isfinite(value) and 0.0 <= value < 1.0):
-                raise ValueError(f"{name} must be finite and in [0, 1), got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if isinstance(self.min_trades, bool) or not isinstance(self.min_trades, int):
-            raise ValueError(f"min_trades must be an int, got {self.min_trades!r}")
-        if self.min_trades < 0:
-            raise ValueError(f"min_trades must be >= 0, got {self.min_trades}")
-
-    @property
-    def bars_per_year(self) -> float:
-        """365 * 24 * 60 / timeframe_minutes: crypto trades every day."""
-        return 365 * 24 * 60 / self.timeframe_minutes
-
-
-@dataclass(frozen=True)
-class Trade:
-    """One closed trade. Bars are indices into the candles; prices are raw (no costs)
-    except the fills, which include slippage (C14); `ret` is the net return after fees."""
-
-    side: int  # +1 long, -1 short
-    pierce_bar: int
-    entry_bar: int
-    exit_bar: int
-    level: float
-    entry_price: float  # raw open[entry_bar] (C11)
-    stop: float
-    target: float
-    exit_price: float  # raw price of the exit (open, stop, target or close)
-    exit_reason: ExitReason
-    entry_fill: float
-    exit_fill: float
-    ret: float
-
-
-@dataclass(frozen=True)
-class BacktestResult:
-    """The trades in entry order and every metric of `trainable.declaration.METRICS`.
-
-    `metrics` holds plain Python values: n_trades an int, the others floats, or None
-    where undefined (C18); `score` is never None.
-    """
-
-    trades: tuple[Trade, ...]
-    metrics: dict[str, int | float | None]
+__all__ = [
+    "CANDLE_COLUMNS",
+    "BacktestResult",
+    "Candles",
+    "ExitReason",
+    "JobConstants",
+    "Trade",
+    "backtest",
+    "backtest_metrics",
+    "warm_up",
+]
 
 
 def backtest(candles: Candles, params: StrategyParams, constants: JobConstants) -> BacktestResult:
@@ -275,8 +161,6 @@ def _trades(ints: np.ndarray, floats: np.ndarray) -> tuple[Trade, ...]:
 
     Not on a trial's path: trials call `backtest_metrics`, which skips these objects.
     """
-    from trainable.engine import EXIT_REASONS
-
     trades = []
     for int_row, float_row in zip(ints.tolist(), floats.tolist(), strict=True):
         side, pierce, entry, exit_bar, reason = int_row

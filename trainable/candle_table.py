@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from trainable.backtest import CANDLE_COLUMNS, Candles
+from trainable.types import CANDLE_COLUMNS, Candles
 
 COLUMN_TYPES = {
     name: pa.int64() if name == "timestamp" else pa.float64() for name in CANDLE_COLUMNS

@@ -12,7 +12,6 @@ the skipped bars.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,14 +26,10 @@ from trainable.signals import (
     short_confirmed,
 )
 
-if TYPE_CHECKING:
-    from trainable.backtest import ExitReason
-
 ATR_PERIOD = 14  # C10
 
-# Exit reasons, by code; `EXIT_REASONS[code]` is the name a Trade carries.
+# Exit reason codes (trainable.types.EXIT_REASONS names them).
 EXIT_STOP, EXIT_TARGET, EXIT_TIME, EXIT_END = 0, 1, 2, 3
-EXIT_REASONS: tuple[ExitReason, ...] = ("stop", "target", "time", "end")
 
 # Columns of the integer and float trade tables that `find_trades` returns.
 T_SIDE, T_PIERCE, T_ENTRY, T_EXIT, T_REASON = range(5)

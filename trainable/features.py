@@ -11,17 +11,13 @@ built, or the kept features would describe other data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trainable import engine, signals
-
-if TYPE_CHECKING:
-    from trainable.backtest import Candles
+from trainable.types import FEATURES_ATTRIBUTE, Candles
 
 PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
-_KEPT_AS = "_kernel_features"
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,7 @@ def candle_features(candles: Candles) -> CandleFeatures:
     Raises ValueError naming the row and column of the first price <= 0 or volume < 0
     (the kernel's relative zones, fills and returns need positive prices).
     """
-    kept = candles.__dict__.get(_KEPT_AS)
+    kept = candles.__dict__.get(FEATURES_ATTRIBUTE)
     if kept is not None:
         return kept
     open_, high, low, close, volume = (_kernel_view(getattr(candles, c)) for c in PRICE_COLUMNS)
@@ -64,13 +60,8 @@ def candle_features(candles: Candles) -> CandleFeatures:
         pivot_price=_read_only(pivot_price),
         atr=_read_only(engine.wilder_atr(high, low, close)),
     )
-    candles.__dict__[_KEPT_AS] = features
+    candles.__dict__[FEATURES_ATTRIBUTE] = features
     return features
-
-
-def forget_features(state: dict[str, object]) -> dict[str, object]:
-    """`state` (a Candles' __dict__) without the kept features, for pickling."""
-    return {key: value for key, value in state.items() if key != _KEPT_AS}
 
 
 def _kernel_view(array: np.ndarray) -> np.ndarray:

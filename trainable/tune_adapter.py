@@ -35,11 +35,12 @@ import pyarrow as pa
 import ray
 from ray import tune
 
-from trainable.backtest import Candles, JobConstants, backtest_metrics
+from trainable.backtest import backtest_metrics
 from trainable.candle_table import table_columns
 from trainable.declaration import METRIC_NAMES, SCORE_PENALTY
 from trainable.features import candle_features
 from trainable.params import StrategyParams
+from trainable.types import Candles, JobConstants
 
 CACHED_TABLES = 2  # a worker serves one job's table; 2 covers a switch without thrashing
 

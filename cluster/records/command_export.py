@@ -1,4 +1,4 @@
-"""`python -m cluster export ENSEMBLE`: the canonical export (cluster.export) of an
+"""`python -m cluster export ENSEMBLE`: the canonical export (cluster.records.export) of an
 ensemble or some of its jobs, as CSV, Parquet or just its sha256."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from cluster.errors import InvalidInput
-from cluster.records_cli import add_database_argument, open_records, records_command
+from cluster.records.command_options import add_database_argument, open_records, records_command
 
 HELP = "export an ensemble's deterministic trial records (csv, parquet) or their sha256"
 
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @records_command
 def run(args: argparse.Namespace) -> int:
-    from cluster.export import build_export, write_csv, write_parquet
+    from cluster.records.export import build_export, write_csv, write_parquet
 
     if args.format == "parquet" and args.output is None:
         raise InvalidInput("--format parquet needs --output PATH")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cluster.errors import EXIT_FAILED, InvalidInput
 
 if TYPE_CHECKING:
-    from cluster.records import Recorder
+    from cluster.records.recorder import Recorder
 
 
 def add_database_argument(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +29,8 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
 @contextmanager
 def open_records(args: argparse.Namespace) -> Iterator[Recorder]:
     """A recorder on the chosen database, migrated; the embedded server stops on exit."""
-    from cluster.database import database
-    from cluster.records import Recorder
+    from cluster.records.database import database
+    from cluster.records.recorder import Recorder
 
     with database(args.database_url) as conninfo, Recorder(conninfo) as recorder:
         recorder.migrate()
@@ -45,9 +45,9 @@ def records_command(
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:
-        from cluster.migrations import MigrationError
-        from cluster.pg_server import EmbeddedServerError
-        from cluster.records_types import NotRecorded, RecordsUnavailable
+        from cluster.records.migrations import MigrationError
+        from cluster.records.pg_server import EmbeddedServerError
+        from cluster.records.types import NotRecorded, RecordsUnavailable
 
         try:
             return run(args)

@@ -1,7 +1,7 @@
 """Which PostgreSQL the records go to, and how to name it without leaking a password.
 
 `DATABASE_URL` (or `--database-url`) selects a server; without one the embedded server
-(`cluster.pg_server`) is started for the duration of the command. A password belongs
+(`cluster.records.pg_server`) is started for the duration of the command. A password belongs
 in libpq's password file (`PGPASSFILE`, default `~/.pgpass`), never in a URL that may
 end up in a log, a Ray runtime_env or a record.
 """
@@ -57,7 +57,7 @@ def database(url: str | None = None) -> Iterator[str]:
             )
         yield url
         return
-    from cluster.pg_server import embedded_server
+    from cluster.records.pg_server import embedded_server
 
     with embedded_server() as server:
         ensure_database(server.conninfo("postgres"), EMBEDDED_DATABASE)

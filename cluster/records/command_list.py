@@ -9,7 +9,12 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from cluster.records_cli import add_database_argument, format_score, open_records, records_command
+from cluster.records.command_options import (
+    add_database_argument,
+    format_score,
+    open_records,
+    records_command,
+)
 
 HELP = "list recorded ensembles and their jobs (status, trials, best score)"
 

@@ -16,7 +16,7 @@ Digest byte layout, version 1 (sha256 of these UTF-8 bytes, lower-case hex):
       - an integer (seed, trial_index, n_trades): decimal, `-` for negatives
       - a float: `float.hex()` (`0x1.8000000000000p+0`, `-0x0.0p+0`): every bit
       - params: canonical JSON, keys sorted, no spaces, ints as numbers, floats as
-        strings of float.hex (cluster.records_exact.canonical_params)
+        strings of float.hex (cluster.records.exact.canonical_params)
       - text (spec_id, status, message): as is, with `\\` -> `\\\\`, TAB -> `\\t`,
         LF -> `\\n`, CR -> `\\r`
 The rows are sorted here, so the digest does not depend on the order in which trials
@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from cluster.records_exact import canonical_params, float_hex
-from cluster.records_types import DETERMINISTIC_COLUMNS, METRIC_COLUMNS, TrialRecord
+from cluster.records.exact import canonical_params, float_hex
+from cluster.records.types import DETERMINISTIC_COLUMNS, METRIC_COLUMNS, TrialRecord
 
 EXPORT_VERSION = 1
 COLUMNS = DETERMINISTIC_COLUMNS

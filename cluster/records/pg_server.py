@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cluster.errors import InvalidInput
-from cluster.pg_binaries import POSTGRES_MAJOR, bin_dir_for, unreachable_dir
+from cluster.records.pg_binaries import POSTGRES_MAJOR, bin_dir_for, unreachable_dir
 
 SERVER_SYSTEM_USER = "pgserver"  # the wheel's choice, so both share one system user
 SUPERUSER = "postgres"

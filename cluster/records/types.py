@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from cluster.records_exact import ParamValue, canonical_params, float_hex
+from cluster.records.exact import ParamValue, canonical_params, float_hex
 from cluster.versions import RECORDS_VERSION, host_description, installed_versions
 from trainable.declaration import METRICS, SCORE_PENALTY
 

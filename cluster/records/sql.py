@@ -1,4 +1,4 @@
-"""The recorder's SQL, one function per statement (used only by cluster.records).
+"""The recorder's SQL, one function per statement (used only by cluster.records.recorder).
 
 Functions take an open connection and run inside the caller's transaction and retry.
 """
@@ -13,8 +13,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from cluster.records_exact import same_value
-from cluster.records_types import (
+from cluster.records.exact import same_value
+from cluster.records.types import (
     DETERMINISTIC_COLUMNS,
     METRIC_COLUMNS,
     EnsembleStatus,

@@ -1,8 +1,8 @@
 """The recorder: the driver's only way to PostgreSQL (DESIGN.md, contract 5).
 
-The records layer is this module with its helpers (`records_*.py`), the migration
-runner (`migrations.py`) and the server choice (`database.py`, `pg_server.py`); no other
-code opens a database connection.
+The records layer is the `cluster.records` package: this module, its helpers, the
+migration runner (`migrations.py`) and the server choice (`database.py`,
+`pg_server.py`); no code outside the package opens a database connection.
 
 Every write is an upsert on a natural key. A retried write with the same payload is a
 no-op; one with a different payload raises NonDeterministicRetry naming the key and the
@@ -35,13 +35,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from cluster import records_sql as q
-from cluster.database import redact
-from cluster.records_exact import canonical_params
-from cluster.records_lock import EnsembleLock
-from cluster.records_queries import RecordsQueries
-from cluster.records_retry import RetryPolicy, call_with_retry
-from cluster.records_types import (
+from cluster.records import sql as q
+from cluster.records.database import redact
+from cluster.records.exact import canonical_params
+from cluster.records.lock import EnsembleLock
+from cluster.records.queries import RecordsQueries
+from cluster.records.retry import RetryPolicy, call_with_retry
+from cluster.records.types import (
     EnsembleBusy,
     EnsembleRecord,
     EnsembleStatus,
@@ -154,7 +154,7 @@ class Recorder(RecordsQueries):
 
     def migrate(self) -> list[str]:
         """Apply the missing migrations of sql/; the versions applied (may be [])."""
-        from cluster.migrations import migrate
+        from cluster.records.migrations import migrate
 
         return call_with_retry(
             lambda: migrate(self._conninfo), self._retry, f"migrating {self.where}"

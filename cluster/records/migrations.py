@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 FILE_NAME = re.compile(r"^(?P<version>\d{3})_(?P<name>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
 IGNORED_FILES = {".gitkeep", "README.md"}
 # pg_advisory_lock key of the runner: the first 8 bytes of sha256("reprotune.migrations").

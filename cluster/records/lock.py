@@ -1,4 +1,4 @@
-"""The advisory lock a running ensemble holds (used only by cluster.records).
+"""The advisory lock a running ensemble holds (used only by cluster.records.recorder).
 
 The lock is a session lock on its own connection, outside the pool: it lives exactly
 as long as that session, so a driver that dies (even SIGKILL) releases it and the
@@ -13,7 +13,7 @@ import uuid
 
 import psycopg
 
-from cluster.records_types import EnsembleBusy
+from cluster.records.types import EnsembleBusy
 
 _HOLDER = (
     "SELECT a.application_name, a.backend_start FROM pg_locks l "

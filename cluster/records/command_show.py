@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from cluster.records_cli import add_database_argument, format_score, open_records, records_command
-from cluster.records_types import TrialRecord
+from cluster.records.command_options import (
+    add_database_argument,
+    format_score,
+    open_records,
+    records_command,
+)
+from cluster.records.types import TrialRecord
 
 HELP = "show a job's trials, best score first"
 

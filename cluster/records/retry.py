@@ -15,7 +15,7 @@ from typing import TypeVar
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from cluster.records_types import RecordsUnavailable
+from cluster.records.types import RecordsUnavailable
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """The recorder's reads: live statuses, summaries for `list` and `show`, trials back.
 
-Mixed into cluster.records.Recorder, which provides `_read` (a retried, autocommit
+Mixed into cluster.records.recorder.Recorder, which provides `_read` (a retried, autocommit
 call on a pooled connection).
 """
 
@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
-from cluster.records_exact import parse_canonical_params
-from cluster.records_sql import DETERMINISTIC_SELECT
-from cluster.records_types import (
+from cluster.records.exact import parse_canonical_params
+from cluster.records.sql import DETERMINISTIC_SELECT
+from cluster.records.types import (
     METRIC_COLUMNS,
     EnsembleStatus,
     EnsembleSummary,
