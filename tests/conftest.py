@@ -159,6 +159,12 @@ def pg_url(pg_session: PgServer) -> Iterator[str]:
     yield from fresh_database(pg_session)
 
 
+@pytest.fixture(scope="module")
+def pg_module_url(pg_session: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server, shared by one test module."""
+    yield from fresh_database(pg_session)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
