@@ -26,7 +26,7 @@ from search_testkit import (
 
 from search.core import RecordedTrial
 from search.interleave import CompletedTrial, Interleaver, TrialKey
-from search.registry import rebuild_searcher
+from search.registry import make_searcher, rebuild_searcher
 
 SEEDS = [3, 11, 12, 40]
 
@@ -209,3 +209,40 @@ def test_rebuilt_searchers_deliver_only_the_new_trials_in_order(kind, alone):
 def test_searchers_must_be_keyed_by_their_own_seed():
     with pytest.raises(ValueError, match="searcher for seed 4 was built with seed 3"):
         Interleaver({4: build("bayesian", seed=3)})
+
+
+def _random(seed: int, iterations: int):
+    return make_searcher(
+        "random", space=TOY_SPACE, seed=seed, iterations=iterations, invalid_score=INVALID_SCORE
+    )
+
+
+def _served(interleaver: Interleaver, polls: int, ids: str = "t") -> list[tuple[int, int] | None]:
+    """(seed, trial_index) of `polls` suggest() calls (None: nothing ready); the trial
+    ids are `ids` + the call's number."""
+    served: list[tuple[int, int] | None] = []
+    for i in range(polls):
+        config = interleaver.suggest(f"{ids}{i}")
+        served.append((config["seed"], config["trial_index"]) if isinstance(config, dict) else None)
+    return served
+
+
+def test_seeds_take_turns_so_that_none_starves_another():
+    # Random searchers have every trial ready at once. Each suggest() asks the seeds in
+    # turn, starting after the seed served last: 10, 20, 30, 10, then 20 has nothing left
+    # (budget 1) and is skipped, 30, 10; then nothing is ready (None: trials still run).
+    interleaver = Interleaver({10: _random(10, 3), 20: _random(20, 1), 30: _random(30, 2)})
+    assert _served(interleaver, 7) == [(10, 0), (20, 0), (30, 0), (10, 1), (30, 1), (10, 2), None]
+
+
+def test_a_waiting_seed_is_skipped_and_gets_its_turn_back_when_ready():
+    # Seed 1 (Bayesian: 2 random points, then batches of 2) and seed 2 (random, 5 trials).
+    # Turns alternate while both are ready; once seed 1 waits for its outcomes, seed 2 is
+    # served alone. When seed 1's batch becomes ready, the turn after seed 2 is seed 1's.
+    bayesian = build("bayesian", seed=1, n_initial=2, batch_size=2)
+    interleaver = Interleaver({1: bayesian, 2: _random(2, 5)})
+    assert _served(interleaver, 4, "a") == [(1, 0), (2, 0), (1, 1), (2, 1)]
+    assert _served(interleaver, 1, "b") == [(2, 2)]  # seed 1 waits: seed 2 goes on
+    for trial_id, k in (("a0", 0), ("a2", 1)):  # seed 1's trials 0 and 1 complete
+        interleaver.complete(trial_id, result_dict({"params": bayesian.suggestion(k)}), False)
+    assert _served(interleaver, 5, "c") == [(1, 2), (2, 3), (1, 3), (2, 4), None]
