@@ -36,6 +36,13 @@ RAY_DEFAULTS = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # With CI=true a skipped test fails the run unless tests/allowed_skips.txt lists it.
+    from tests.skip_gate import configure
+
+    configure(config)
+
+
 def shared_data_dir() -> Path | None:
     """`../shared/data` beside the repository (real candle files), when it exists."""
     candidate = Path(os.environ.get("REPROTUNE_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
