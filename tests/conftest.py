@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,15 @@ FIXTURE_CANDLES = FIXTURE_DIR / "binance_BTC-USDT_5m_0-4999.parquet"
 # results from the ResultGrid, not from those files.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+# No timing thresholds: Hypothesis's default 200 ms deadline per example and its
+# "too slow" health check fail tests on a machine loaded by other processes.
+hypothesis.settings.register_profile(
+    "reprotune",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("reprotune")
 
 RAY_DEFAULTS = {
     # "local" always starts a new instance; without it ray.init() would join any
