@@ -405,6 +405,15 @@ def test_c7_a_setup_whose_entry_is_the_last_bar_is_taken(run_backtest, n, n_trad
     assert_trades(result.trades, [long_at_25(27, "end", 100.0, 0.0)][:n_trades])
 
 
+def test_c6_the_last_possible_pierce_bar_still_needs_its_volume(run_backtest):
+    # n = 28: bar 25 is the last bar whose setup can have an entry bar (e = 27 = n - 1).
+    # With volume 1 it fails the filter (1 < 2 * 1.0): no setup, although its prices
+    # make one (the case above trades with volume 3).
+    pierce: Bar = (*PIERCE_LOW[:4], 1.0)
+    result = run_backtest(series(28, common_long({25: pierce})), params(), NO_COSTS)
+    assert_trades(result.trades, [])
+
+
 # ---------------------------------------------------------------- C19: equity exactly 0
 
 
