@@ -345,17 +345,23 @@ def test_c5_the_pierce_bar_comparisons_are_strict_as_written(run_backtest, case)
 PIERCE_DEPTH = 2.0**-8  # 0.00390625: R * (1 + depth) is exact for dyadic R
 
 
+@pytest.mark.parametrize("min_distance", [0.001, 0.0])
 @pytest.mark.parametrize(("beyond", "n_trades"), [(False, 1), (True, 0)], ids=["exact", "ulp"])
-def test_c5_a_short_pierce_exactly_at_the_depth_limit_qualifies(run_backtest, beyond, n_trades):
+def test_c5_a_short_pierce_exactly_at_the_depth_limit_qualifies(
+    run_backtest, beyond, n_trades, min_distance
+):
     # "high[p] <= R * (1 + pierce_depth)": with depth 2**-8 the limit is 101.5 * 1.00390625
     # = 101.896484375 exactly. A pierce bar with that high (and low 2 below it: true
     # range 2) makes the short: stop 102, target 96, stopped on bar 29. One ulp higher
-    # is too deep: no setup. (tests/test_backtest_cases.py has the long's limit.)
+    # is too deep: no setup. (tests/test_backtest_cases.py has the long's limit.) The
+    # level is the same with a zone width of 0 (its two pivots are equal), where the
+    # level sits exactly on the edge of the band of prices the kernel searches first.
     limit = 101.5 * (1 + PIERCE_DEPTH)
     assert limit == 101.896484375
     high = ulp(limit, UP) if beyond else limit
     bars = common_short({25: (100.0, high, high - 2.0, 100.0, 3.0), 29: SHORT_STOPPED})
-    result = run_backtest(series(35, bars), params(pierce_depth=PIERCE_DEPTH), NO_COSTS)
+    setting = params(pierce_depth=PIERCE_DEPTH, min_distance_from_level=min_distance)
+    result = run_backtest(series(35, bars), setting, NO_COSTS)
     assert_trades(result.trades, [short_at_25(29, "stop", 102.0, -0.02)][:n_trades])
 
 

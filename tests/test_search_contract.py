@@ -180,3 +180,24 @@ def test_outcomes_are_validated():
         Outcome("error")  # type: ignore[arg-type]
     assert Outcome.invalid().value(-100.0) == -100.0
     assert Outcome.ok(2).score == 2.0 and type(Outcome.ok(2).score) is float
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_asking_for_nothing_hands_out_nothing(kind):
+    searcher = build(kind)
+    assert searcher.ask(limit=0) == []
+    assert [s.trial_index for s in searcher.ask(limit=1)] == [0]
+
+
+def test_a_trial_computed_but_not_handed_out_cannot_be_told_or_read():
+    # A Bayesian batch is computed whole (trials 4-6 here), but only what ask() returned
+    # was suggested: trial 5 is computed, not handed out.
+    searcher = build("bayesian")
+    for s in searcher.ask():  # the 4 random points
+        searcher.tell(s.trial_index, toy_outcome(s.params))
+    assert [s.trial_index for s in searcher.ask(limit=1)] == [4]
+    with pytest.raises(ValueError, match="trial 5 was never suggested"):
+        searcher.tell(5, Outcome.ok(0.0))
+    with pytest.raises(KeyError, match="trial 5 was not handed out yet"):
+        searcher.suggestion(5)
+    assert searcher.suggestion(4)

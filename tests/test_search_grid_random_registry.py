@@ -200,3 +200,22 @@ def test_the_core_never_imports_ray_trainable_or_cluster():
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_arguments_exactly_at_their_limits_are_accepted():
+    # The valid ranges are inclusive: seeds 0 and 2**63 - 1 (PostgreSQL's bigint),
+    # one iteration, Bayesian xi and kappa of 0, a grid of exactly GRID_LIMIT points
+    # (10**6 = 10 points on each of 6 parameters) and grids of 2 points per parameter.
+    for seed in (0, 2**63 - 1):
+        assert make_searcher(
+            "random", space=TOY_SPACE, seed=seed, iterations=1, invalid_score=INVALID_SCORE
+        ).ask()
+    common = {"space": TOY_SPACE, "seed": 0, "iterations": 5, "invalid_score": INVALID_SCORE}
+    make_searcher("bayesian", xi=0.0, kappa=0.0, **common)
+    with pytest.raises(ValueError, match=r"xi must be a finite number >= 0, got 1000000\.0"):
+        make_searcher("bayesian", xi=1e6, **common)
+    six = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(6)])
+    at_limit = GridSearcher(six, seed=0, iterations=3, invalid_score=0.0, points=10)
+    assert at_limit.grid_size == GRID_LIMIT
+    two = GridSearcher(TOY_SPACE, seed=0, iterations=16, invalid_score=INVALID_SCORE, points=2)
+    assert two.grid_size == 2**4 and len(_all_params(two)) == 16
