@@ -303,7 +303,12 @@ TRIAL_VARIANTS: dict[str, Callable[[], tuple[TrialRecord, TrialRecord]]] = {
     **{name: _metric_variant(name) for name in METRIC_COLUMNS},
     "message": lambda: (_invalid(), _invalid(MESSAGE.replace("bar 7", "bar 8"))),
 }
-# Beyond one ulp: a metric that was undefined (NULL) and is now defined, and back.
+# Beyond one ulp: 0.0 and -0.0 are different bits, so a different record.
+SIGN_VARIANTS = {
+    "score": lambda: (_ok(metrics={"score": 0.0}), _ok(metrics={"score": -0.0})),
+    "sortino": lambda: (_ok(metrics={"sortino": -0.0}), _ok(metrics={"sortino": 0.0})),
+}
+# A metric that was undefined (NULL) and is now defined, and back.
 NULL_VARIANTS = {
     f"{name}-{way}": (name, way)
     for name in METRIC_COLUMNS
@@ -365,6 +370,17 @@ def test_a_trial_retry_that_differs_in_one_column_raises(recorder, database, col
     with pytest.raises(NonDeterministicRetry):
         recorder.record_trials(ensemble_id, batch)
     assert [t.trial_index for t in recorder.recorded_trials(ensemble_id, 1)] == [0]
+
+
+@pytest.mark.parametrize("column", list(SIGN_VARIANTS))
+def test_zero_and_minus_zero_are_different_values(recorder, database, column):
+    stored, retried = SIGN_VARIANTS[column]()
+    ensemble_id = new_ensemble(recorder, seeds=(1,))
+    recorder.record_trial(ensemble_id, stored)
+    recorder.record_trial(ensemble_id, stored)  # the same bits: a no-op
+    where, key = _trial_where(ensemble_id)
+    write = lambda: recorder.record_trial(ensemble_id, retried)  # noqa: E731
+    _raises_and_keeps(database, "trials", where, key, write, column)
 
 
 @pytest.mark.parametrize("variant", list(NULL_VARIANTS))

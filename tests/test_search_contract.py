@@ -24,7 +24,7 @@ from search_testkit import (
     toy_outcome,
 )
 
-from search.core import Outcome, RecordedTrial
+from search.core import Outcome, RebuildMismatch, RecordedTrial, same_params
 from search.registry import SEARCHERS, rebuild_searcher, restore_searcher
 
 KINDS = list(SEARCHERS)
@@ -201,3 +201,31 @@ def test_a_trial_computed_but_not_handed_out_cannot_be_told_or_read():
     with pytest.raises(KeyError, match="trial 5 was not handed out yet"):
         searcher.suggestion(5)
     assert searcher.suggestion(4)
+
+
+def test_params_are_the_same_only_with_the_same_types_and_bits():
+    # What a rebuild compares recorded params with (RebuildMismatch otherwise): names in
+    # any order, but 3 and 3.0 differ, and so do 0.0 and -0.0.
+    assert same_params({"a": 3, "b": 0.5}, {"b": 0.5, "a": 3})
+    assert not same_params({"a": 3}, {"a": 3.0})
+    assert not same_params({"b": 0.0}, {"b": -0.0})
+    assert not same_params({"a": 3}, {"a": 3, "b": 0.5})
+
+
+def test_a_rebuild_refuses_an_int_recorded_for_a_float_the_searcher_suggests():
+    # Grid points of b in [0.5, 2.5] with 5 points are 0.5, 1.0, 1.5, 2.0, 2.5: a record
+    # holding the int 1 where the grid suggests the float 1.0 is not that trial.
+    searcher = build("grid", points=5)
+    suggestions = searcher.ask()
+    k, params = next((s.trial_index, s.params) for s in suggestions if s.params["b"] == 1.0)
+    recorded = {k: RecordedTrial({**params, "b": 1}, Outcome.ok(0.0))}
+    with pytest.raises(RebuildMismatch, match=f"trial {k}: recorded params"):
+        rebuild_searcher(
+            "grid",
+            space=TOY_SPACE,
+            seed=7,
+            iterations=ITERATIONS,
+            invalid_score=INVALID_SCORE,
+            recorded=recorded,
+            points=5,
+        )
