@@ -209,6 +209,9 @@ class SeededSearcher(ABC):
         waiting = set(self._reemit)
         return [k for k in range(self._next_index) if k not in self._outcomes and k not in waiting]
 
+    def has_outcome(self, trial_index: int) -> bool:
+        return trial_index in self._outcomes
+
     def outcomes(self) -> dict[int, Outcome]:
         return dict(self._outcomes)
 

@@ -14,6 +14,8 @@ keyed on them. A trial ends in one of two ways (DESIGN.md, contract 3):
   a rebuilt searcher already had outcomes for are not handed out again);
 - anything else (an error, no result, a result breaking that contract): never told,
   kept in `failed` with the reason, so the driver can stop "interrupted, resumable".
+A trial reported again after its kernel outcome keeps that first outcome and is not
+handed to `on_result` again (the same outcome is a no-op, another one raises).
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ class Interleaver:
             return
         self._live.discard(trial_id)
         self._idle = False
+        searcher = self._searchers[key.seed]
+        if searcher.has_outcome(key.trial_index):
+            self._repeated(key, result, error)
+            return
         if error or result is None:
             self._failed[key] = "trial errored" if error else "trial ended without a result"
             return
@@ -139,11 +145,28 @@ class Interleaver:
             logger.error("seed %s trial %s: %s", key.seed, key.trial_index, problem)
             self._failed[key] = f"result breaks the trainable's contract: {problem}"
             return
-        searcher = self._searchers[key.seed]
         searcher.tell(key.trial_index, outcome)
         params = searcher.suggestion(key.trial_index)
         self._held[key] = CompletedTrial(key.seed, key.trial_index, params, outcome, dict(result))
         self._deliver(key.seed)
+
+    def _repeated(self, key: TrialKey, result: Mapping[str, Any] | None, error: bool) -> None:
+        """A second report of a trial that already has its kernel outcome: the first one
+        stands (it may already be delivered). The same outcome again is a no-op; another
+        outcome is a non-deterministic retry and raises ValueError; an error or a broken
+        result after the outcome is logged and ignored."""
+        try:
+            outcome = None if error or result is None else outcome_from_result(result)
+        except ValueError:
+            outcome = None
+        if outcome is None:
+            logger.warning(
+                "seed %s trial %s: a failure reported after its outcome is ignored",
+                key.seed,
+                key.trial_index,
+            )
+            return
+        self._searchers[key.seed].tell(key.trial_index, outcome)  # raises when it differs
 
     def _deliver(self, seed: int) -> None:
         while True:

@@ -209,3 +209,25 @@ def test_rebuilt_searchers_deliver_only_the_new_trials_in_order(kind, alone):
 def test_searchers_must_be_keyed_by_their_own_seed():
     with pytest.raises(ValueError, match="searcher for seed 4 was built with seed 3"):
         Interleaver({4: build("bayesian", seed=3)})
+
+
+def test_a_repeated_completion_is_delivered_once_and_not_held():
+    delivered: list[CompletedTrial] = []
+    interleaver = _interleaver(delivered.append)
+    config = interleaver.suggest("t0")
+    result = result_dict(config)
+    interleaver.complete("t0", result, False)
+    interleaver.complete("t0", result, False)  # Tune may report a trial twice
+    assert [(c.seed, c.trial_index) for c in delivered] == [(config["seed"], 0)]
+    assert interleaver.held() == []
+    assert not interleaver.failed
+
+
+def test_a_repeated_completion_with_another_outcome_is_refused():
+    interleaver = _interleaver()
+    config = interleaver.suggest("t0")
+    interleaver.complete("t0", result_dict(config), False)
+    with pytest.raises(ValueError, match="already has outcome"):
+        interleaver.complete("t0", {"status": "ok", "score": 123.0}, False)
+    interleaver.complete("t0", None, True)  # an error report after the outcome changes nothing
+    assert not interleaver.failed and interleaver.held() == []
