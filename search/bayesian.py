@@ -12,7 +12,8 @@ How a batch is computed (DESIGN.md, "measured facts on bayesian-optimization 3.4
   evolution, ~1-4 s per suggestion);
 - the observed points are registered at the point actually evaluated (ints at their
   cell's centre), deduplicated (first trial kept), scores standardized so that `xi`
-  is in units of the observed scores' standard deviation;
+  is in units of the observed scores' standard deviation (`gp.standardize`: any finite
+  scores, even near 1e308, give finite targets);
 - the GP is bayes_opt's (Matern 5/2, jitter 1e-6); scikit-learn fits its length scale
   by a deterministic search of the likelihood (`gp.fit_length_scale`), and
   `gp.Posterior` evaluates mean/std directly for bayes_opt's acquisition `suggest`
@@ -54,6 +55,7 @@ from search.gp import (
     expected_improvement,
     fit_length_scale,
     single_threaded,
+    standardize,
 )
 from search.random_search import random_point
 from search.space import Params, Space
@@ -242,9 +244,10 @@ class BayesianSearcher(SeededSearcher):
     def _compute_batch(self, batch: int) -> None:
         trials = self.batch_range(batch)
         x, scores = self._observations(trials.start)
-        spread = float(np.std(scores))
-        y = (scores - scores.mean()) / (spread if spread > 0 else 1.0)
-        lie = {"min": y.min, "mean": y.mean, "max": y.max}[self.options["liar"]]()
+        y = standardize(scores)
+        lie = {"min": float(y.min()), "mean": float(y.mean()), "max": float(y.max())}[
+            self.options["liar"]
+        ]
         draw_state = seeded_random_state(self.seed, BAYES_STREAM, batch)
         private = TargetSpace(None, {name: (0.0, 1.0) for name in self.space})
         for row, target in zip(x, y, strict=True):
