@@ -13,9 +13,17 @@ import pytest
 from search_testkit import INVALID_SCORE, TOY_SPACE, canonical, drive
 
 from search.core import Outcome
-from search.grid import GRID_LIMIT, GridSearcher
+from search.grid import (
+    DEFAULT_POINTS,
+    GRID_LIMIT,
+    GRID_STREAM,
+    GridSearcher,
+    SeededPermutation,
+    grid_size,
+)
 from search.registry import SEARCHER_OPTIONS, SEARCHERS, make_searcher, searcher_defaults
 from search.space import FloatRange, IntRange, Space, grid_points
+from trainable.declaration import PARAMETERS
 
 GRID_SIZE = 4 * 4 * 2 * 4  # TOY_SPACE with points=4: a has 4 values, c has 2
 
@@ -59,10 +67,64 @@ def test_grid_refuses_a_budget_larger_than_the_grid():
 
 
 def test_grid_refuses_a_grid_above_the_limit_naming_each_axis():
-    space = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(9)])  # 5**9 = 1,953,125
-    assert GRID_LIMIT < 5**9
-    with pytest.raises(ValueError, match=r"1,953,125 points \(5 \(p0\) x 5 \(p1\)"):
-        GridSearcher(space, seed=0, iterations=10, invalid_score=INVALID_SCORE, points=5)
+    space = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(15)])  # 20**15 > 2**64
+    assert GRID_LIMIT < 20**15
+    with pytest.raises(ValueError, match=r"32,768,000,000,000,000,000 points \(20 \(p0\) x 20"):
+        GridSearcher(space, seed=0, iterations=10, invalid_score=INVALID_SCORE, points=20)
+
+
+def _strategy_default_space() -> Space:
+    """The strategy's declared default ranges, as the job builds its space."""
+    return Space(
+        [
+            (p.name, IntRange(int(p.search[0]), int(p.search[1])))
+            if p.kind == "int"
+            else (p.name, FloatRange(*p.search))
+            for p in PARAMETERS
+        ]
+    )
+
+
+def test_the_default_grid_works_on_the_strategys_default_space():
+    space = _strategy_default_space()
+    assert grid_size(space) == 1_562_500  # 5 points a parameter, 4 for min_level_touches
+    axes = grid_points(space, DEFAULT_POINTS)
+    subsets = []
+    for seed in (0, 1):
+        searcher = make_searcher(
+            "grid",
+            space=space,
+            seed=seed,
+            iterations=200,
+            invalid_score=-100.0,
+            **SEARCHER_OPTIONS["grid"],
+        )
+        params = _all_params(searcher)
+        assert all(p[name] in axes[name] for p in params for name in axes)
+        subsets.append({canonical(p) for p in params})
+        assert len(subsets[-1]) == 200  # no repeats
+    assert subsets[0] != subsets[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**63 - 1])
+def test_the_seeded_permutation_is_a_bijection_for_every_size(seed):
+    for size in [*range(1, 130), 1000, 4097]:
+        order = SeededPermutation(size, seed, GRID_STREAM)
+        assert sorted(order[k] for k in range(size)) == list(range(size)), size
+
+
+def test_the_seeded_permutation_depends_on_seed_and_stream_and_looks_shuffled():
+    size = 10_000
+    orders = [
+        [SeededPermutation(size, seed, stream)[k] for k in range(200)]
+        for seed, stream in ((0, 1), (1, 1), (0, 2))
+    ]
+    assert orders[0] != orders[1] and orders[0] != orders[2]
+    for order in orders:
+        # 200 draws from 10,000: about 50 per quarter (binomial sd ~6); no drift with k.
+        quarters = Counter(position * 4 // size for position in order)
+        assert all(25 <= quarters[q] <= 75 for q in range(4)), quarters
+        assert sum(a < b for a, b in itertools.pairwise(order)) in range(70, 131)
 
 
 def test_random_points_ignore_outcomes():
