@@ -29,7 +29,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 
-from search.core import SeededSearcher
+from search.core import ComputePool, SeededSearcher
 from search.space import Params, Space, grid_points
 
 GRID_STREAM = 1
@@ -97,12 +97,14 @@ class GridSearcher(SeededSearcher):
         invalid_score: float,
         points: int = DEFAULT_POINTS,
         values: Mapping[str, Sequence[int | float]] | None = None,
+        pool: ComputePool | None = None,
     ) -> None:
         super().__init__(
             space,
             seed=seed,
             iterations=iterations,
             invalid_score=invalid_score,
+            pool=pool,
             points=points,
             values={k: list(v) for k, v in (values or {}).items()},
         )
@@ -123,7 +125,7 @@ class GridSearcher(SeededSearcher):
         self.grid_size = size
         self._order = SeededPermutation(size, self.seed, GRID_STREAM)
 
-    def _ready_end(self) -> int:
+    def _due_end(self) -> int:
         return self.iterations
 
     def _suggest(self, trial_index: int) -> Params:

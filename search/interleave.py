@@ -6,6 +6,12 @@ the first suggestion ready, so the cluster stays full while a seed waits on its 
 Each seed's sequence equals that seed run alone: a searcher's suggestions depend only
 on its own outcomes, never on which seed was asked first or which trial finished first.
 
+Searchers that compute their batches in a `search.pool.SuggestionPool` do so while
+Tune polls: `suggest()` never waits for a batch. It stays O(1) while nothing can have
+become ready, which is until a trial completes or a batch arrives (the searchers wake
+the interleaver, from the pool's threads), and it answers FINISHED only when no trial
+runs and no batch is being computed.
+
 Trial ids (Tune's, random per run) only map to (seed, trial_index) here; nothing is
 keyed on them. A trial ends in one of two ways (DESIGN.md, contract 3):
 - a kernel outcome: the result's `status` is "ok" (with a finite `score`) or "invalid";
@@ -20,6 +26,7 @@ handed to `on_result` again (the same outcome is a no-op, another one raises).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -97,16 +104,30 @@ class Interleaver:
         # records): already recorded, so delivery skips them.
         self._known = {seed: set(s.outcomes()) for seed, s in self._searchers.items()}
         self._next_delivery = {seed: 0 for seed in self._seeds}
-        self._idle = False  # the last scan found nothing and nothing has completed since
+        # Events that may make suggestions ready (completions, arrived batches) are
+        # counted; the last scan that found nothing saw `_idle_at` of them.
+        self._events = itertools.count(1)
+        self._last_event = 0
+        self._idle_at = -1
+        self._listen()
+
+    def _listen(self) -> None:
+        for searcher in self._searchers.values():
+            searcher.add_wakeup(self._wake)
+
+    def _wake(self) -> None:
+        # Called from a pool's thread too: next() on itertools.count is atomic in CPython.
+        self._last_event = next(self._events)
 
     # -- suggesting -----------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """A trial config, None (nothing ready now) or FINISHED.
 
         O(1) while idle: Tune polls this ~10 times a second, and nothing can become
-        ready until a trial completes.
+        ready until a trial completes or a batch arrives.
         """
-        if not self._idle:
+        if self._idle_at != self._last_event:
+            seen = self._last_event  # read before the scan: a batch may arrive during it
             for offset in range(len(self._seeds)):
                 position = (self._turn + offset) % len(self._seeds)
                 seed = self._seeds[position]
@@ -117,11 +138,14 @@ class Interleaver:
                     self._trials[trial_id] = TrialKey(seed, suggestion.trial_index)
                     self._live.add(trial_id)
                     return trial_config(seed, suggestion.trial_index, suggestion.params)
-            self._idle = True
-        if self.finished or not self._live:
-            # Nothing ready, nothing running: done, or blocked behind failed trials.
+            self._idle_at = seen
+        if self.finished or not (self._live or self._computing()):
+            # Nothing ready, running or computing: done, or blocked behind failed trials.
             return FINISHED
         return None
+
+    def _computing(self) -> bool:
+        return any(searcher.computing for searcher in self._searchers.values())
 
     # -- completing -----------------------------------------------------------------
     def complete(self, trial_id: str, result: Mapping[str, Any] | None, error: bool) -> None:
@@ -131,7 +155,7 @@ class Interleaver:
             logger.warning("completion of unknown trial id %s ignored", trial_id)
             return
         self._live.discard(trial_id)
-        self._idle = False
+        self._wake()
         searcher = self._searchers[key.seed]
         if searcher.has_outcome(key.trial_index):
             self._repeated(key, result, error)
@@ -206,7 +230,17 @@ class Interleaver:
     def total_trials(self) -> int:
         return sum(searcher.iterations for searcher in self._searchers.values())
 
-    # -- state ----------------------------------------------------------------------
+    # -- pickling and state ----------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_events"]  # a counter of this process; a fresh one continues it
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._events = itertools.count(self._last_event + 1)
+        self._listen()  # the searchers dropped their callbacks when pickled
+
     def get_state(self) -> dict[str, Any]:
         """Everything but the callback, as picklable data."""
         return {
@@ -222,8 +256,10 @@ class Interleaver:
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
+        """The state of `get_state`; searchers keep the pool this interleaver's had."""
+        pool = next((s.pool for s in self._searchers.values() if s.pool is not None), None)
         self._searchers = {
-            seed: restore_searcher(saved) for seed, saved in state["searchers"].items()
+            seed: restore_searcher(saved, pool) for seed, saved in state["searchers"].items()
         }
         self._seeds = list(state["seeds"])
         self._turn = state["turn"]
@@ -233,4 +269,5 @@ class Interleaver:
         self._held = dict(state["held"])
         self._known = {seed: set(known) for seed, known in state["known"].items()}
         self._next_delivery = dict(state["next_delivery"])
-        self._idle = False
+        self._listen()
+        self._wake()

@@ -207,7 +207,8 @@ def test_published_options_are_exactly_the_constructor_defaults(kind):
     own = {
         name: p.default
         for name, p in signature.parameters.items()
-        if p.kind is p.KEYWORD_ONLY and name not in ("seed", "iterations", "invalid_score")
+        if p.kind is p.KEYWORD_ONLY
+        and name not in ("seed", "iterations", "invalid_score", "pool")  # pool: execution-only
     }
     published = dict(SEARCHER_OPTIONS[kind])
     if kind == "grid":  # `values=None` in the signature means "no explicit values"

@@ -14,9 +14,10 @@ import time
 
 import pytest
 import search_testkit
-from search_testkit import TOY_SPACE, canonical, result_dict, toy_outcome, tune_like
+from search_testkit import TOY_SPACE, canonical, drive, result_dict, toy_outcome, tune_like
 
 from search.interleave import CompletedTrial, TrialKey
+from search.pool import SuggestionPool
 from search.registry import make_searcher
 
 RAY_INIT = {"num_cpus": 4}
@@ -25,7 +26,7 @@ OPTIONS = {"n_initial": 4, "batch_size": 4}
 ITERATIONS = 8  # per seed: an initial batch and a model batch
 
 
-def _searchers():
+def _searchers(pool=None):
     return {
         seed: make_searcher(
             "bayesian",
@@ -33,6 +34,7 @@ def _searchers():
             seed=seed,
             iterations=ITERATIONS,
             invalid_score=-100.0,
+            pool=pool,
             **OPTIONS,
         )
         for seed in SEEDS
@@ -56,7 +58,9 @@ def _sleepy_objective(config, nap_scale=1.0):
     }
 
 
-def _run(tmp_path, name: str, max_concurrent: int, nap_scale: float) -> list[CompletedTrial]:
+def _run(
+    tmp_path, name: str, max_concurrent: int, nap_scale: float, pool=None
+) -> list[CompletedTrial]:
     import ray.cloudpickle
     from ray import tune
 
@@ -67,7 +71,7 @@ def _run(tmp_path, name: str, max_concurrent: int, nap_scale: float) -> list[Com
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.cloudpickle.register_pickle_by_value(search_testkit)
     delivered: list[CompletedTrial] = []
-    searcher = TuneSearcher(_searchers(), on_result=delivered.append)
+    searcher = TuneSearcher(_searchers(pool), on_result=delivered.append)
     tuner = tune.Tuner(
         tune.with_parameters(_sleepy_objective, nap_scale=nap_scale),
         tune_config=tune.TuneConfig(
@@ -123,6 +127,19 @@ def test_concurrent_trials_give_the_records_of_one_at_a_time(ray_local, tmp_path
     # The scores are the objective's, recomputed here from the params.
     for c in concurrent:
         assert c.outcome == toy_outcome(c.params)
+
+
+@pytest.mark.ray
+def test_tune_polls_through_batches_computed_in_a_suggestion_pool(ray_local, tmp_path):
+    # Tune keeps polling while every trial has ended and the seeds' model batches are
+    # being computed in the pool (suggest() returns None, not FINISHED, meanwhile), and
+    # the records are those of the same pool driven without Tune.
+    with SuggestionPool(2) as pool:
+        pooled = _run(tmp_path, "pooled", max_concurrent=4, nap_scale=0.1, pool=pool)
+        alone = {seed: drive(searcher) for seed, searcher in _searchers(pool).items()}
+    assert sorted((c.seed, c.trial_index, canonical(c.params)) for c in pooled) == sorted(
+        (seed, k, params) for seed, sequence in alone.items() for k, params in sequence
+    )
 
 
 def test_tune_searcher_save_and_restore_continue_identically(tmp_path):
