@@ -40,6 +40,7 @@ import contextlib
 import copy
 import logging
 import os
+import pickle
 import queue
 import subprocess
 import sys
@@ -51,7 +52,7 @@ from types import TracebackType
 from typing import Any
 
 from search.pinned import pinned_environment
-from search.pool_worker import read_frame, write_frame
+from search.pool_worker import read_frame, write_pickled
 
 logger = logging.getLogger(__name__)
 
@@ -214,18 +215,32 @@ class SuggestionPool:
         self, slot: int, process: subprocess.Popen[bytes] | None, job: _Job
     ) -> subprocess.Popen[bytes] | None:
         """Compute one job, replacing the process while it dies; the process after."""
+        try:
+            request = pickle.dumps(job.request, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:
+            job.future.set_exception(
+                SuggestionError(f"{_describe(job.request)} cannot be sent: {error}")
+            )
+            return process
         for _ in range(self.max_attempts):
             try:
                 if process is None:
                     process = self._spawn(slot)
                 assert process.stdin is not None and process.stdout is not None
-                write_frame(process.stdin, job.request)
+                write_pickled(process.stdin, request)
                 reply = read_frame(process.stdout)
             except _StartFailed as error:
                 job.future.set_exception(SuggestionError(str(error)))
                 return None
             except OSError:  # the pipe broke: the process is gone
                 reply = None
+            except Exception as error:  # a garbled reply (the process's state is unknown)
+                if process is not None:
+                    self._reap(slot, process)
+                job.future.set_exception(
+                    SuggestionError(f"{_describe(job.request)}: {type(error).__name__}: {error}")
+                )
+                return None
             if reply is None:
                 assert process is not None
                 logger.warning(
@@ -248,37 +263,44 @@ class SuggestionPool:
                 f"{_describe(job.request)}"
             )
         )
-        return process
+        return None
 
     def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
+        """A new process in `slot`, started and checked; _StartFailed breaks the pool."""
         if self._broken is not None:
             raise _StartFailed(self._broken)
-        env = pinned_environment() if self._pinned else dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_CODE_ROOT, env.get("PYTHONPATH")]))
-        process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_MAIN],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        with self._lock:
-            self._processes[slot] = process
-        assert process.stdout is not None
-        hello = read_frame(process.stdout)
-        problem = None
-        if hello is None:
-            problem = f"a suggestion process exited with {self._reap(slot, process)} at start"
-        elif hello["problems"] and self._pinned:
-            self._reap(slot, process)
-            problem = "a suggestion process's numerics are not pinned: " + "; ".join(
-                hello["problems"]
+        process = None
+        try:
+            env = pinned_environment() if self._pinned else dict(os.environ)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [_CODE_ROOT, env.get("PYTHONPATH")]))
+            process = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_MAIN],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
             )
+            with self._lock:
+                self._processes[slot] = process
+            assert process.stdout is not None
+            hello = read_frame(process.stdout)
+            if hello is None:
+                problem = f"a suggestion process exited with {self._reap(slot, process)} at start"
+            elif hello["problems"] and self._pinned:
+                problem = "a suggestion process's numerics are not pinned: " + "; ".join(
+                    hello["problems"]
+                )
+            else:
+                problem = None
+        except Exception as error:  # cannot start Python, a garbled hello
+            problem = f"a suggestion process could not start: {type(error).__name__}: {error}"
         if problem is not None:
+            if process is not None:
+                self._reap(slot, process)
             with self._lock:
                 self._broken = self._broken or problem
             self._hello.set()
             raise _StartFailed(problem)
-        assert hello is not None
+        assert process is not None and hello is not None
         with self._lock:
             if self._platform is None:
                 self._platform = hello["platform"]

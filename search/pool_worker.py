@@ -28,7 +28,10 @@ _LENGTH = struct.Struct("<Q")
 
 
 def write_frame(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    write_pickled(stream, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def write_pickled(stream: IO[bytes], data: bytes) -> None:
     stream.write(_LENGTH.pack(len(data)) + data)
     stream.flush()
 

@@ -226,6 +226,14 @@ def test_a_failing_computation_raises_from_ask_naming_the_batch(shared_pool):
             time.sleep(0.01)
 
 
+def test_a_request_that_cannot_be_sent_fails_alone(shared_pool):
+    with pytest.raises(SuggestionError, match="cannot be sent"):
+        shared_pool.submit(lambda: None).result()
+    searcher = build("bayesian", seed=3, pool=shared_pool)  # the pool computes on
+    drive(searcher)
+    assert searcher.finished
+
+
 def test_a_process_that_is_not_pinned_is_refused(monkeypatch):
     monkeypatch.setattr(search.pool, "pinned_environment", lambda: dict(os.environ))
     monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
