@@ -120,8 +120,7 @@ def bench_cheap() -> None:
     grid_cost = min(_per_suggestion("grid", count, points=4) for _ in range(3))
     print(
         f"- grid (4 points per parameter, 4**9 = 262,144 points): {grid_cost * 1e3:.4f} ms "
-        f"per suggestion (best of 3 x {count}); building the searcher "
-        f"(its seeded permutation) {build * 1e3:.1f} ms"
+        f"per suggestion (best of 3 x {count}); building the searcher {build * 1e3:.1f} ms"
     )
 
 

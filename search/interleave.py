@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from search.core import Outcome, SeededSearcher
+from search.core import DetachedPool, Outcome, SeededSearcher
 from search.registry import restore_searcher
 from search.space import Params
 
@@ -230,21 +230,21 @@ class Interleaver:
     def total_trials(self) -> int:
         return sum(searcher.iterations for searcher in self._searchers.values())
 
-    # -- pickling and state ----------------------------------------------------------
+    # -- state ----------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        del state["_events"]  # a counter of this process; a fresh one continues it
-        return state
+        # Tune pickles its searcher with the experiment; the callback (the driver's
+        # recorder, with its connections) stays behind.
+        return self.get_state()
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._events = itertools.count(self._last_event + 1)
-        self._listen()  # the searchers dropped their callbacks when pickled
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.on_result = None
+        self.set_state(state)
 
     def get_state(self) -> dict[str, Any]:
-        """Everything but the callback, as picklable data."""
+        """Everything but the callback and the pool, as picklable data."""
         return {
             "searchers": {seed: s.save() for seed, s in self._searchers.items()},
+            "pooled": sorted(seed for seed, s in self._searchers.items() if s.pool is not None),
             "seeds": list(self._seeds),
             "turn": self._turn,
             "trials": dict(self._trials),
@@ -256,10 +256,17 @@ class Interleaver:
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        """The state of `get_state`; searchers keep the pool this interleaver's had."""
-        pool = next((s.pool for s in self._searchers.values() if s.pool is not None), None)
+        """The state of `get_state`. Searchers keep the pool this interleaver's have; in
+        an unpickled interleaver, those that had one refuse to compute until given one
+        again (`searcher(seed).pool = pool`), never falling back to unpinned numerics."""
+        current = getattr(self, "_searchers", {}).values()
+        pool = next((s.pool for s in current if s.pool is not None), None)
+        pooled = set(state.get("pooled", ()))
         self._searchers = {
-            seed: restore_searcher(saved, pool) for seed, saved in state["searchers"].items()
+            seed: restore_searcher(
+                saved, pool if pool is not None or seed not in pooled else DetachedPool()
+            )
+            for seed, saved in state["searchers"].items()
         }
         self._seeds = list(state["seeds"])
         self._turn = state["turn"]
@@ -269,5 +276,6 @@ class Interleaver:
         self._held = dict(state["held"])
         self._known = {seed: set(known) for seed, known in state["known"].items()}
         self._next_delivery = dict(state["next_delivery"])
+        self._events = itertools.count(1)
+        self._last_event, self._idle_at = 0, -1  # scan at the next suggest()
         self._listen()
-        self._wake()

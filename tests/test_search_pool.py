@@ -144,6 +144,26 @@ def test_a_pickled_searcher_refuses_to_compute_without_its_pool():
         copy.ask()
 
 
+def test_a_pickled_interleaver_leaves_its_callback_and_pool_behind():
+    pool = ManualPool()
+    searchers = {seed: build("bayesian", seed=seed, pool=pool) for seed in SEEDS}
+    interleaver = Interleaver(searchers, on_result=lambda completed: None)
+    running = {}
+    while (config := interleaver.suggest(f"t{len(running)}")) is not None:
+        running[f"t{len(running)}"] = config
+    for trial_id, config in running.items():
+        interleaver.complete(trial_id, result_dict(config), False)
+    copy = pickle.loads(pickle.dumps(interleaver))  # as Tune pickles its searcher
+    assert copy.on_result is None and copy.trial("t0") == interleaver.trial("t0")
+    with pytest.raises(RuntimeError, match="unpickled without its suggestion pool"):
+        copy.suggest("next")
+    for seed in SEEDS:
+        copy.searcher(seed).pool = pool
+    assert copy.suggest("next") is None  # submitted again, computing
+    pool.finish()
+    assert copy.suggest("next")["trial_index"] == 4
+
+
 # -- real pools -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def pool_of_one() -> dict[int, list]:
