@@ -31,7 +31,9 @@ What it guarantees:
 The size is execution-only: it is never part of a job's identity, and any size gives
 the same records. `default_pool_size()` is the driver's free cores: the cores this
 process may run on, minus one for the driver itself (Tune's loop, the records), between
-1 and 8; pass `size` when Ray trials share this host.
+1 and 8; pass `size` when Ray trials share this host. Each process holds numpy, scipy,
+scikit-learn and bayes_opt in memory (~190 MB resident here) and takes ~1.5 s of CPU
+to start.
 """
 
 from __future__ import annotations
