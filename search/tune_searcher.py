@@ -7,6 +7,8 @@ Use it with a function trainable and an empty `param_space`; the trial config is
 exactly `{"seed": int, "trial_index": int, "params": {name: int | float}}`. Set
 `TuneConfig(num_samples=-1)` (or `total_trials`): the searcher returns FINISHED when
 every seed is done, or when nothing can run because trials failed (see `failed`).
+Searchers built with a `search.pool.SuggestionPool` compute their batches while Tune
+polls: `suggest` returns None meanwhile, even when no trial runs.
 
 Set `TuneConfig(max_concurrent_trials=<trial slots of the cluster>)`: for a custom
 searcher Tune otherwise keeps a single trial pending, so trials start one at a time
