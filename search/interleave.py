@@ -184,6 +184,15 @@ class Interleaver:
         return sum(searcher.iterations for searcher in self._searchers.values())
 
     # -- state ----------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its searcher with the experiment; the callback (the driver's
+        # recorder, with its connections) stays behind.
+        return self.get_state()
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self.on_result = None
+        self.set_state(state)
+
     def get_state(self) -> dict[str, Any]:
         """Everything but the callback, as picklable data."""
         return {
