@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "list": "cluster.records.command_list",
     "show": "cluster.records.command_show",
     "export": "cluster.records.command_export",
+    "psql": "cluster.records.command_psql",
     "backtest": "cluster.backtest_command",
 }
 

@@ -52,6 +52,11 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-progress", action="store_true", help="no progress display while it runs"
     )
     parser.add_argument(
+        "--exchange-url",
+        metavar="URL",
+        help="base URL replacing a ccxt exchange's REST API (a mirror or a local replay)",
+    )
+    parser.add_argument(
         "--dashboard",
         action="store_true",
         help="start the Ray dashboard (on 127.0.0.1) with a local Ray",
@@ -66,6 +71,7 @@ def execution_options(args: argparse.Namespace) -> dict[str, Any]:
         "storage_path": args.storage_path,
         "progress": not args.no_progress,
         "dashboard": args.dashboard,
+        "exchange_url": args.exchange_url,
     }
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from cluster.candles.dataset import Dataset, check_fingerprint
+from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Interrupted, InvalidInput
 from cluster.job.data import load_job_data
 from cluster.job.experiment import ExperimentPlan, StopSwitch, run_experiment
@@ -66,7 +67,12 @@ class RunOptions:
     storage_path: str | None = None
     progress: bool = True
     dashboard: bool = False
+    exchange_url: str | None = None
     out: IO[str] | None = None
+
+    def download_settings(self) -> DownloadSettings:
+        """How a ccxt source's candles are fetched (a mirror replaces the exchange's URL)."""
+        return DownloadSettings(api_url=self.exchange_url, progress=self.progress or None)
 
 
 def run_job(
@@ -97,7 +103,7 @@ def run_job(
             spec = spec.with_seeds(checked)
     else:
         spec = load_job_file(spec, seeds=None if seeds is None else tuple(seeds))
-    spec, dataset = load_job_data(spec)
+    spec, dataset = load_job_data(spec, settings=settings.download_settings())
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
     searchers = {seed: new_searcher(spec, seed) for seed in spec.seeds}

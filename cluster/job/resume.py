@@ -63,7 +63,7 @@ def resume_job(ensemble: str | uuid.UUID, **options: Any) -> uuid.UUID:
         refuse_changed_code(detail)
         spec = recorded_spec(detail, recorder.runs(ensemble_id))
         with recorder.running(ensemble_id):
-            spec, dataset = load_job_data(spec)
+            spec, dataset = load_job_data(spec, settings=settings.download_settings())
             check_fingerprint(dataset, detail.dataset_fingerprint)
             recorded = {s: recorder.recorded_trials(ensemble_id, s) for s in detail.seeds}
             unfinished = [s for s in detail.seeds if len(recorded[s]) < spec.iterations]
