@@ -94,3 +94,19 @@ def ship_by_value() -> None:
     import ray.cloudpickle
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+def crashing(marker: str, candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
+    """`quadratic`, except that while the file `marker` exists, a trial with k = 3 kills
+    its worker process: an infrastructure failure, not a kernel outcome."""
+    import os
+
+    if params["k"] == 3 and os.path.exists(marker):
+        os._exit(17)
+    return quadratic(candles, params, constants)
+
+
+def crashing_toy(marker: Path, name: str) -> Strategy:
+    strategy = Strategy(name, TOY_PARAMETERS, functools.partial(crashing, str(marker)), "crashy")
+    register_strategy(strategy)
+    return strategy

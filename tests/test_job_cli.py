@@ -75,6 +75,7 @@ def test_the_quickstart_end_to_end(pg_url, tmp_path, capsys):
     rerun = cli("verify", "--rerun", ensemble[:8], "--database-url", pg_url, "--storage-path",
                 str(tmp_path / "tune"), "--no-progress")  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
+    assert f"this spec ran once before, last as ensemble {ensemble} (the same data)" in rerun.stdout
     assert f"identical: 60 trial records, digest {digest}" in rerun.stdout
 
 

@@ -7,16 +7,29 @@ fewer trials) would fail.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from conftest import FIXTURE_CANDLES, fresh_database
-from job_strategies import counting, executions, register_toys, ship_by_value, toy_score
+from job_strategies import (
+    counting,
+    crashing_toy,
+    executions,
+    register_toys,
+    ship_by_value,
+    toy_score,
+)
 
+from cluster.errors import Failed, Interrupted
 from cluster.job.driver import run_job
 from cluster.job.parse import parse_job
+from cluster.job.resume import resume_job
 from cluster.records.export import build_export
 from cluster.records.recorder import Recorder
 from cluster.records.types import TrialStatus
@@ -89,6 +102,7 @@ def run(table: dict, database: str, tmp_path: Path, **options) -> Side:
         database_url=database,
         storage_path=str(tmp_path / "tune"),
         progress=False,
+        out=io.StringIO(),
         **options,
     )
     return Side(str(ensemble), database)
@@ -165,6 +179,66 @@ def test_random_and_grid_records_do_not_depend_on_concurrency(databases, tmp_pat
     assert len({(t.params["x"], t.params["k"]) for t in trials if t.seed == 11}) == 12
     for trial in trials:
         assert trial.status is TrialStatus.INVALID or trial.score == toy_score(trial.params)
+
+
+def test_a_trial_failing_past_its_retries_stops_resumable_and_resume_finishes_it(
+    databases, tmp_path
+):
+    """Contract 3: a worker that dies is retried (max_failures = 1), then the trial is
+    not recorded, never told to its searcher, and the run ends "interrupted, resumable";
+    once the fault is gone, resume gives the records of an undisturbed run."""
+    marker = tmp_path / "crash"
+    crashing_toy(marker, f"toy_crashing_{tmp_path.name}")
+    table = {"data": SYNTHETIC, "strategy": f"toy_crashing_{tmp_path.name}", "iterations": 12,
+             "seeds": [21, 22], "searcher": {"kind": "random"},
+             "execution": {"max_failures": 1}}  # fmt: skip
+    golden = run(table, databases(), tmp_path)  # no marker: no fault
+    faulty_db = databases()
+    marker.touch()
+    with pytest.raises(Interrupted, match=r"trial\(s\) failed past their retries"):
+        run(table, faulty_db, tmp_path)
+    with Recorder(faulty_db) as recorder:
+        ensemble = recorder.latest_ensemble()
+        partial = recorder.ensemble_trials(ensemble)
+        assert recorder.ensemble_status(ensemble).value == "interrupted"
+        assert [run.outcome.value for run in recorder.runs(ensemble)] == ["interrupted"]
+    crashed = [t for t in golden.export().trials if t.params["k"] == 3]
+    assert crashed, "the fault never fired"
+    # Random trials do not wait on each other: everything but the crashed trials (and,
+    # per seed, what comes after one in delivery order) is recorded; those never are.
+    assert {(t.seed, t.trial_index) for t in partial} <= {
+        (t.seed, t.trial_index) for t in golden.export().trials if t.params["k"] != 3
+    }
+    assert all(t.params["k"] != 3 for t in partial)
+
+    marker.unlink()
+    resume_job(str(ensemble), database_url=faulty_db, storage_path=str(tmp_path / "tune"),
+               progress=False, out=io.StringIO())  # fmt: skip
+    assert Side(str(ensemble), faulty_db).export().digest == golden.export().digest
+
+
+def test_records_that_the_searcher_does_not_reproduce_stop_the_resume(databases, tmp_path):
+    """A recorded params value one bit off (as another platform's suggestion would be):
+    resume refuses to continue, naming the seed and the trial."""
+    strategy = counted(tmp_path)
+    table = {"data": SYNTHETIC, "strategy": strategy.name, "iterations": 12, "seeds": [31],
+             "searcher": {"kind": "random"}}  # fmt: skip
+    database = databases()
+    side = run(table, database, tmp_path)
+    with psycopg.connect(database) as conn:  # as if the driver had died after 6 trials
+        conn.execute("DELETE FROM trials WHERE trial_index >= 6")
+        conn.execute("UPDATE ensembles SET status = 'interrupted'")
+        conn.execute("UPDATE training_jobs SET status = 'running', best_trial_index = NULL, "
+                     "best_score = NULL, best_params = NULL")  # fmt: skip
+        (exact,) = conn.execute("SELECT params_exact FROM trials WHERE trial_index = 4").fetchone()
+        x = json.loads(exact)["x"]
+        nudged = float.hex(math.nextafter(float.fromhex(x), 2.0))
+        conn.execute("UPDATE trials SET params_exact = replace(params_exact, %s, %s) "
+                     "WHERE trial_index = 4", [x, nudged])  # fmt: skip
+    strategy.ran()
+    with pytest.raises(Failed, match="non-determinism: seed 31 trial 4: recorded params"):
+        resume_job(side.ensemble, database_url=database, progress=False, out=io.StringIO())
+    assert strategy.ran() == 0
 
 
 def max_overlap(trials) -> int:

@@ -299,3 +299,35 @@ def test_a_file_that_is_not_a_job_is_refused_by_the_cli(tmp_path, capsys, conten
 def test_a_missing_job_file_is_refused(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nope.toml")]) == 2
     assert "nope.toml': no such file" in capsys.readouterr().err
+
+
+def test_resume_refuses_other_code_naming_every_difference():
+    import uuid
+    from datetime import UTC, datetime
+
+    from cluster.job.resume import refuse_changed_code
+    from cluster.records.types import EnsembleDetail, EnsembleStatus
+    from cluster.versions import installed_versions
+
+    installed = installed_versions()
+    detail = EnsembleDetail(
+        id=uuid.uuid4(), name=None, spec_id="a" * 64, spec={}, seeds=(1,),
+        dataset_fingerprint="b" * 64, records_version=RECORDS_VERSION + 1,
+        library_versions={**installed, "numpy": "1.0.0", "scipy": "0.1"}, host={},
+        status=EnsembleStatus.INTERRUPTED, created_at=datetime.now(UTC),
+    )  # fmt: skip
+    with pytest.raises(InvalidInput) as caught:
+        refuse_changed_code(detail)
+    assert caught.value.problems == [
+        f"records_version: the ensemble was recorded by RECORDS_VERSION {RECORDS_VERSION + 1}, "
+        f"this code is {RECORDS_VERSION}; its records cannot be continued (run the job again "
+        "as a new ensemble)",
+        f"numpy: recorded with 1.0.0, installed {installed['numpy']}; install the locked "
+        "builds (requirements.lock) to continue these records",
+        f"scipy: recorded with 0.1, installed {installed['scipy']}; install the locked builds "
+        "(requirements.lock) to continue these records",
+    ]
+    from dataclasses import replace
+
+    same_code = replace(detail, records_version=RECORDS_VERSION, library_versions=installed)
+    refuse_changed_code(same_code)  # no problem
