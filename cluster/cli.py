@@ -19,15 +19,20 @@ from cluster.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
+    Failed,
     Interrupted,
     InvalidInput,
 )
 
 COMMANDS: dict[str, str] = {
+    "run": "cluster.job.command_run",
+    "resume": "cluster.job.command_resume",
+    "verify": "cluster.job.command_verify",
     "data": "cluster.candles.command",
     "list": "cluster.records.command_list",
     "show": "cluster.records.command_show",
     "export": "cluster.records.command_export",
+    "psql": "cluster.records.command_psql",
     "backtest": "cluster.backtest_command",
 }
 
@@ -65,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as error:
         print(f"interrupted (resumable): {error}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Failed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

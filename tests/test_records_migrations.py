@@ -83,6 +83,19 @@ EXPECTED_COLUMNS = {
         ("duration_s", "double precision", False),
         ("recorded_at", TZ, True),
     ],
+    "ensemble_runs": [
+        ("id", "uuid", True),
+        ("ensemble_id", "uuid", True),
+        ("kind", "text", True),
+        ("execution", "jsonb", True),
+        ("platform", "jsonb", True),
+        ("platform_change_allowed", "boolean", True),
+        ("manifest", "jsonb", True),
+        ("host", "jsonb", True),
+        ("started_at", TZ, True),
+        ("finished_at", TZ, False),
+        ("outcome", "text", False),
+    ],
     "schema_migrations": [
         ("version", "character varying(128)", True),
         ("name", "text", True),
@@ -98,6 +111,7 @@ EXPECTED_KEYS = {  # primary (p) and unique (u) constraints: the natural keys
     ("training_jobs", "u", ("ensemble_id", "seed")),
     ("training_jobs", "u", ("id", "seed", "spec_id")),
     ("trials", "p", ("training_job_id", "trial_index")),
+    ("ensemble_runs", "p", ("id",)),
     ("schema_migrations", "p", ("version",)),
 }
 EXPECTED_ENUMS = {
@@ -122,7 +136,7 @@ def _columns(conn: psycopg.Connection) -> dict[str, list[tuple[str, str, bool]]]
 
 
 def test_migrating_an_empty_database_gives_the_expected_schema(pg_url):
-    assert migrate(pg_url) == ["001"]
+    assert migrate(pg_url) == ["001", "002"]
     with psycopg.connect(pg_url) as conn:
         assert _columns(conn) == EXPECTED_COLUMNS
         keys = conn.execute(
@@ -220,9 +234,9 @@ def test_concurrent_runners_apply_each_migration_once(pg_url):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(results) == [[], [], [], ["001"]]
+    assert sorted(results) == [[], [], [], ["001", "002"]]
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (2,)
 
 
 def _copy_sql(tmp_path: Path) -> Path:
@@ -242,21 +256,21 @@ def test_a_migration_edited_after_it_was_applied_is_an_error(pg_url, tmp_path):
 
 def test_a_version_unknown_to_the_code_is_an_error(pg_url, tmp_path):
     sql_dir = _copy_sql(tmp_path)
-    (sql_dir / "002_more.sql").write_text("CREATE TABLE more (x integer);\n")
-    assert migrate(pg_url, sql_dir) == ["001", "002"]
-    with pytest.raises(MigrationError, match="has migration 002, which this code does not know"):
-        migrate(pg_url)  # the real sql/ has only 001
+    (sql_dir / "003_more.sql").write_text("CREATE TABLE more (x integer);\n")
+    assert migrate(pg_url, sql_dir) == ["001", "002", "003"]
+    with pytest.raises(MigrationError, match="has migration 003, which this code does not know"):
+        migrate(pg_url)  # the real sql/ has only 001 and 002
 
 
 def test_a_failing_migration_leaves_nothing_behind(pg_url, tmp_path):
     sql_dir = _copy_sql(tmp_path)
-    (sql_dir / "002_broken.sql").write_text("CREATE TABLE half (x integer);\nSELECT 1/0;\n")
+    (sql_dir / "003_broken.sql").write_text("CREATE TABLE half (x integer);\nSELECT 1/0;\n")
     with pytest.raises(psycopg.errors.DivisionByZero):
         migrate(pg_url, sql_dir)
     with psycopg.connect(pg_url) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
         half = conn.execute("SELECT to_regclass('half')").fetchone()
-    assert versions == [("001",)] and half == (None,)
+    assert versions == [("001",), ("002",)] and half == (None,)
 
 
 @pytest.mark.parametrize(
@@ -277,4 +291,4 @@ def test_file_names_are_strict(tmp_path, names, problem):
 
 
 def test_the_repository_migrations_are_well_formed():
-    assert [(m.version, m.name) for m in discover()] == [("001", "init")]
+    assert [(m.version, m.name) for m in discover()] == [("001", "init"), ("002", "ensemble_runs")]

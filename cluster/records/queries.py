@@ -18,11 +18,15 @@ from cluster.records.exact import parse_canonical_params
 from cluster.records.sql import DETERMINISTIC_SELECT
 from cluster.records.types import (
     METRIC_COLUMNS,
+    EnsembleDetail,
     EnsembleStatus,
     EnsembleSummary,
     JobStatus,
     JobSummary,
     NotRecorded,
+    RunKind,
+    RunOutcome,
+    RunRecord,
     TrialRecord,
     TrialStatus,
 )
@@ -44,6 +48,13 @@ def _job(row: Sequence[Any]) -> JobSummary:
     values = list(row)
     values[6] = JobStatus(values[6])
     return JobSummary(*values)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[2] = RunKind(values[2])
+    values[10] = None if values[10] is None else RunOutcome(values[10])
+    return RunRecord(*values)
 
 
 def _trial(row: Sequence[Any]) -> TrialRecord:
@@ -116,6 +127,63 @@ class RecordsQueries:
             ]
 
         return self._read("listing ensembles", read)
+
+    def ensemble_detail(self, ensemble_id: uuid.UUID) -> EnsembleDetail:
+        """What is recorded about the ensemble itself, with its live status."""
+
+        def read(conn: psycopg.Connection) -> EnsembleDetail:
+            row = conn.execute(
+                "SELECT e.id, e.name, e.spec_id, e.spec, e.seeds, e.dataset_fingerprint, "
+                "e.records_version, e.library_versions, e.host, o.status::text, e.created_at "
+                "FROM ensembles e JOIN ensemble_overview o ON o.id = e.id WHERE e.id = %s",
+                [ensemble_id],
+            ).fetchone()
+            if row is None:
+                raise NotRecorded(f"ensemble {ensemble_id} is not recorded")
+            values = list(row)
+            values[4] = tuple(values[4])
+            values[9] = EnsembleStatus(values[9])
+            return EnsembleDetail(*values)
+
+        return self._read(f"reading ensemble {ensemble_id}", read)
+
+    def ensembles_of_spec(self, spec_id: str) -> list[tuple[uuid.UUID, str]]:
+        """(id, dataset fingerprint) of every ensemble of `spec_id`, oldest first."""
+        return self._read(
+            "finding the ensembles of a spec",
+            lambda conn: [
+                (row[0], row[1])
+                for row in conn.execute(
+                    "SELECT id, dataset_fingerprint FROM ensembles WHERE spec_id = %s "
+                    "ORDER BY created_at, id",
+                    [spec_id],
+                )
+            ],
+        )
+
+    def latest_ensemble(self) -> uuid.UUID:
+        """The ensemble created last (NotRecorded when there is none)."""
+        row = self._read(
+            "finding the latest ensemble",
+            lambda conn: conn.execute(
+                "SELECT id FROM ensembles ORDER BY created_at DESC, id DESC LIMIT 1"
+            ).fetchone(),
+        )
+        if row is None:
+            raise NotRecorded("no ensemble is recorded yet: `run` a job first")
+        return row[0]
+
+    def runs(self, ensemble_id: uuid.UUID) -> list[RunRecord]:
+        """The ensemble's executions, oldest first."""
+        query = (
+            "SELECT id, ensemble_id, kind, execution, platform, manifest, "
+            "platform_change_allowed, host, started_at, finished_at, outcome "
+            "FROM ensemble_runs WHERE ensemble_id = %s ORDER BY started_at, id"
+        )
+        return self._read(
+            f"reading the runs of ensemble {ensemble_id}",
+            lambda conn: [_run(row) for row in conn.execute(query, [ensemble_id])],
+        )
 
     def find_ensemble(self, text: str) -> uuid.UUID:
         """The ensemble whose id is `text` or starts with it (as `list` shows it)."""

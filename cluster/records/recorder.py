@@ -49,6 +49,8 @@ from cluster.records.types import (
     NonDeterministicRetry,
     NotRecorded,
     RecordsUnavailable,
+    RunOutcome,
+    RunRecord,
     TrainingJobRecord,
     TrialRecord,
     check_sha256,
@@ -172,6 +174,20 @@ class Recorder(RecordsQueries):
             ),
         )
 
+    def ensure_dataset(self, fingerprint: str, manifest: Mapping[str, Any]) -> bool:
+        """Record a dataset unless its content is recorded already; True if it was new.
+
+        Unlike `upsert_dataset`, an existing row is kept as it is, whatever its manifest:
+        the same content may come from another file or download (or from the same one
+        read by newer libraries). The first manifest stays with the dataset; each run
+        records the manifest it loaded in `ensemble_runs`.
+        """
+        check_sha256("dataset fingerprint", fingerprint)
+        return self._run(
+            f"recording dataset {fingerprint[:12]}",
+            lambda conn: q.insert_dataset_if_missing(conn, fingerprint, Jsonb(manifest)),
+        )
+
     def create_ensemble(self, ensemble: EnsembleRecord) -> None:
         """Record a new ensemble; its dataset must be recorded first."""
         values = {
@@ -226,6 +242,30 @@ class Recorder(RecordsQueries):
                 )
 
         self._run(f"recording the jobs of ensemble {ensemble_id}", upsert_all)
+
+    def start_run(self, run: RunRecord) -> None:
+        """Record the start of an execution of an ensemble (an idempotent upsert)."""
+        values = {
+            "ensemble_id": run.ensemble_id,
+            "kind": run.kind.value,
+            "execution": Jsonb(run.execution),
+            "platform": Jsonb(run.platform),
+            "platform_change_allowed": run.platform_change_allowed,
+            "manifest": Jsonb(run.manifest),
+            "host": Jsonb(run.host),
+        }
+        self._run(
+            f"recording run {run.id} of ensemble {run.ensemble_id}",
+            lambda conn: q.upsert(conn, "ensemble_runs", {"id": run.id}, values),
+        )
+
+    def finish_run(self, run_id: uuid.UUID, outcome: RunOutcome) -> None:
+        """Record how an execution ended (the first recorded outcome stays)."""
+        outcome = RunOutcome(outcome)
+        self._run(
+            f"recording the end of run {run_id}",
+            lambda conn: q.finish_run(conn, run_id, outcome),
+        )
 
     def record_trial(self, ensemble_id: uuid.UUID, trial: TrialRecord) -> None:
         """Record one finished trial (see record_trials)."""

@@ -308,6 +308,64 @@ class EnsembleRecord:
         check_int4("records_version", self.records_version, minimum=1)
 
 
+class RunKind(StrEnum):
+    """ensemble_runs.kind: an ensemble's first execution, or a resume of it."""
+
+    RUN = "run"
+    RESUME = "resume"
+
+
+class RunOutcome(StrEnum):
+    """ensemble_runs.outcome: how an execution ended (NULL: its driver was killed)."""
+
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One execution of an ensemble (sql/002_ensemble_runs.sql). `id` is made by the
+    driver before its first write. Nothing here is part of what runs compare."""
+
+    id: uuid.UUID
+    ensemble_id: uuid.UUID
+    kind: RunKind
+    execution: Mapping[str, Any]
+    platform: Mapping[str, Any]
+    manifest: Mapping[str, Any]
+    platform_change_allowed: bool = False
+    host: Mapping[str, str] = field(default_factory=host_description)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: RunOutcome | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("id", "ensemble_id"):
+            if not isinstance(getattr(self, name), uuid.UUID):
+                raise ValueError(f"run {name} must be a uuid.UUID, got {getattr(self, name)!r}")
+        object.__setattr__(self, "kind", RunKind(self.kind))
+        if self.outcome is not None:
+            object.__setattr__(self, "outcome", RunOutcome(self.outcome))
+
+
+@dataclass(frozen=True)
+class EnsembleDetail:
+    """Everything recorded about an ensemble itself (resume and verify start here)."""
+
+    id: uuid.UUID
+    name: str | None
+    spec_id: str
+    spec: dict[str, Any]
+    seeds: tuple[int, ...]
+    dataset_fingerprint: str
+    records_version: int
+    library_versions: dict[str, str]
+    host: dict[str, str]
+    status: EnsembleStatus
+    created_at: datetime
+
+
 @dataclass(frozen=True)
 class TrainingJobRecord:
     """One seed's search in an ensemble: the job (spec_id, seed)."""

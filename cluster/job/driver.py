@@ -1,0 +1,384 @@
+"""`run_job`: a job spec and its seeds in, one recorded ensemble out (DESIGN.md's data flow).
+
+In order, so that bad input never half-runs (contract 6):
+1. validate the spec (cluster.job.parse) and build every seed's searcher;
+2. resolve and load the candles once (cleaning rules, gap policy, fingerprint);
+3. record the dataset, a new ensemble, one training job per seed and this run, and take
+   the ensemble's lock (a second driver for it is refused);
+4. start or join Ray, put the candle table in the object store once, and run every seed
+   in one Tune experiment (cluster.job.experiment), recording each kernel outcome as
+   it arrives (cluster.job.recording); only this process talks to PostgreSQL;
+5. mark the jobs and the ensemble complete, or stop "interrupted, resumable" (exit 3)
+   when trials failed past their retries or a signal stopped the run.
+
+`execute_ensemble` (steps 4-5) is shared with `resume`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+from cluster.candles.dataset import Dataset, check_fingerprint
+from cluster.candles.exchange import DownloadSettings
+from cluster.errors import Interrupted, InvalidInput
+from cluster.job.data import load_job_data
+from cluster.job.experiment import ExperimentPlan, StopSwitch, run_experiment
+from cluster.job.parse import load_job_file
+from cluster.job.progress import Progress
+from cluster.job.recording import TrialRecording
+from cluster.job.spec import JobSpec
+from cluster.job.summary import print_summary
+from cluster.records.database import database
+from cluster.records.recorder import Recorder
+from cluster.records.types import (
+    EnsembleRecord,
+    EnsembleStatus,
+    JobStatus,
+    NonDeterministicRetry,
+    RecordsUnavailable,
+    RunKind,
+    RunOutcome,
+    RunRecord,
+    TrainingJobRecord,
+    TrialRecord,
+)
+from search.core import SeededSearcher
+from search.interleave import CompletedTrial
+from search.registry import make_searcher
+from trainable.declaration import SCORE_PENALTY
+from trainable.strategies import DEFAULT_STRATEGY
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-invocation settings (execution-only, like the spec's `execution` table)."""
+
+    database_url: str | None = None
+    ray_address: str | None = None
+    max_concurrent_trials: int | None = None
+    storage_path: str | None = None
+    progress: bool = True
+    dashboard: bool = False
+    exchange_url: str | None = None
+    out: IO[str] | None = None
+
+    def download_settings(self) -> DownloadSettings:
+        """How a ccxt source's candles are fetched (a mirror replaces the exchange's URL)."""
+        return DownloadSettings(api_url=self.exchange_url, progress=self.progress or None)
+
+
+def run_job(
+    spec: JobSpec | str | os.PathLike[str],
+    *,
+    seeds: tuple[int, ...] | list[int] | None = None,
+    expect_fingerprint: str | None = None,
+    **options: Any,
+) -> uuid.UUID:
+    """Run a job (a `JobSpec` or a job file's path) as a new ensemble; its id.
+
+    `seeds` replaces the spec's seed list; `options` are `RunOptions` fields. Raises
+    `InvalidInput` (exit 2) before anything is recorded when the spec, seeds or data
+    are wrong (or the data's fingerprint is not `expect_fingerprint`), and
+    `Interrupted` (exit 3) when the run stopped before the end (`resume_job` finishes
+    it).
+    """
+    settings = RunOptions(**options)
+    out = settings.out or sys.stdout
+    if isinstance(spec, JobSpec):
+        if seeds is not None:
+            from cluster.job.parse import check_seeds
+
+            problems: list[str] = []
+            checked = check_seeds(list(seeds), "seeds", problems)
+            if checked is None:
+                raise InvalidInput(problems)
+            spec = spec.with_seeds(checked)
+    else:
+        spec = load_job_file(spec, seeds=None if seeds is None else tuple(seeds))
+    spec, dataset = load_job_data(spec, settings=settings.download_settings())
+    if expect_fingerprint is not None:
+        check_fingerprint(dataset, expect_fingerprint)
+    searchers = {seed: new_searcher(spec, seed) for seed in spec.seeds}
+    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+        recorder.migrate()
+        earlier = recorder.ensembles_of_spec(spec.spec_id)
+        ensemble_id = uuid.uuid4()
+        recorder.ensure_dataset(dataset.manifest.fingerprint, dataset.manifest.to_dict())
+        recorder.create_ensemble(
+            EnsembleRecord(
+                id=ensemble_id,
+                spec_id=spec.spec_id,
+                spec=spec.resolved(),
+                seeds=spec.seeds,
+                dataset_fingerprint=dataset.manifest.fingerprint,
+                name=spec.name,
+            )
+        )
+        recorder.upsert_training_jobs(ensemble_id, [job_record(spec, s) for s in spec.seeds])
+        _print_start(out, spec, dataset, ensemble_id, earlier)
+        with recorder.running(ensemble_id):
+            execute_ensemble(recorder, ensemble_id, spec, dataset, searchers, settings, RunKind.RUN)
+    return ensemble_id
+
+
+def new_searcher(spec: JobSpec, seed: int) -> SeededSearcher:
+    return make_searcher(
+        spec.searcher,
+        space=spec.space,
+        seed=seed,
+        iterations=spec.iterations,
+        invalid_score=SCORE_PENALTY,
+        **spec.searcher_options,
+    )
+
+
+def job_record(spec: JobSpec, seed: int) -> TrainingJobRecord:
+    return TrainingJobRecord(
+        seed=seed,
+        spec_id=spec.spec_id,
+        searcher=spec.searcher,
+        budget=spec.iterations,
+        searcher_options=dict(spec.searcher_options),
+    )
+
+
+def execute_ensemble(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    searchers: Mapping[int, SeededSearcher],
+    settings: RunOptions,
+    kind: RunKind,
+    *,
+    recorded: Mapping[int, list[TrialRecord]] | None = None,
+    platform_change_allowed: bool = False,
+) -> None:
+    """Run the seeds of `searchers` to the end and record them (steps 4-5 above).
+
+    The caller holds the ensemble's lock. `recorded` are trials already in the records
+    (a resume): they count towards progress and are never run again.
+    """
+    out = settings.out or sys.stdout
+    recorded = recorded or {}
+    run = RunRecord(
+        id=uuid.uuid4(),
+        ensemble_id=ensemble_id,
+        kind=kind,
+        execution=execution_record(spec, settings),
+        platform={},
+        manifest=dataset.manifest.to_dict(),
+        platform_change_allowed=platform_change_allowed,
+    )
+    recorder.start_run(run)
+    for seed in searchers:
+        recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
+    progress = Progress(
+        {seed: spec.iterations for seed in searchers},
+        done={seed: len(recorded.get(seed, [])) for seed in searchers},
+        best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
+        enabled=settings.progress,
+    )
+    recording = TrialRecording(
+        recorder, ensemble_id, spec.spec_id, on_recorded=lambda t: progress.add(t.seed, t.score)
+    )
+    switch = StopSwitch()
+
+    def on_result(completed: CompletedTrial, attempts: int) -> None:
+        if switch.error is not None:
+            return
+        try:
+            recording.add(completed, attempts)
+        except (RecordsUnavailable, NonDeterministicRetry) as problem:
+            switch.stop(problem)
+
+    try:
+        warm_kernel = spec.strategy == DEFAULT_STRATEGY
+        with ray_session(settings.ray_address, dashboard=settings.dashboard, warm=warm_kernel):
+            end = _run(spec, dataset, searchers, settings, ensemble_id, on_result, progress, switch)
+        if end.error is None:
+            try:
+                recording.flush()
+            except (RecordsUnavailable, NonDeterministicRetry) as problem:
+                switch.stop(problem)
+    finally:
+        progress.close()
+    error = switch.error or end.error
+    complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
+    for seed in complete:
+        recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
+    if error is None and end.finished and len(complete) == len(searchers):
+        recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
+        recorder.finish_run(run.id, RunOutcome.COMPLETE)
+        print_summary(recorder, ensemble_id, out)
+        return
+    if isinstance(error, NonDeterministicRetry):
+        recorder.finish_run(run.id, RunOutcome.FAILED)
+        raise error
+    recorder.finish_run(run.id, RunOutcome.INTERRUPTED)
+    print_summary(recorder, ensemble_id, out)
+    raise Interrupted(_why_unfinished(end.failed, error, ensemble_id))
+
+
+def _run(
+    spec: JobSpec,
+    dataset: Dataset,
+    searchers: Mapping[int, SeededSearcher],
+    settings: RunOptions,
+    ensemble_id: uuid.UUID,
+    on_result: Any,
+    progress: Progress,
+    switch: StopSwitch,
+) -> Any:
+    import ray
+
+    candles = ray.put(dataset.table)
+    cpus = spec.execution.cpus_per_trial
+    concurrent = settings.max_concurrent_trials or spec.execution.max_concurrent_trials
+    if concurrent is None:
+        concurrent = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+    plan = ExperimentPlan(
+        name=f"reprotune-{ensemble_id}",
+        max_concurrent_trials=concurrent,
+        cpus_per_trial=cpus,
+        max_failures=spec.execution.max_failures,
+        storage_path=settings.storage_path or spec.execution.storage_path,
+    )
+    return run_experiment(
+        searchers,
+        candles=candles,
+        constants=spec.constants(),
+        strategy=spec.strategy_object(),
+        plan=plan,
+        on_result=on_result,
+        on_step=progress.tick,
+        switch=switch,
+    )
+
+
+def execution_record(spec: JobSpec, settings: RunOptions) -> dict[str, Any]:
+    """What this run's execution-only settings were (ensemble_runs.execution)."""
+    return {
+        "name": spec.name,
+        "base_dir": spec.base_dir,
+        **spec.execution.to_dict(),
+        "max_concurrent_trials": settings.max_concurrent_trials
+        or spec.execution.max_concurrent_trials,
+        "storage_path": settings.storage_path or spec.execution.storage_path,
+        "ray_address": settings.ray_address or os.environ.get("RAY_ADDRESS") or "local",
+    }
+
+
+def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ensemble: Any) -> str:
+    resume = f"python -m cluster resume {ensemble}"
+    if error is not None:
+        return f"{error}; the trials recorded so far are kept: {resume}"
+    if failed:
+        shown = ", ".join(
+            f"seed {key.seed} trial {key.trial_index} ({reason})"
+            for key, reason in sorted(failed.items())[:5]
+        )
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        return (
+            f"{len(failed)} trial(s) failed past their retries: {shown}{more}; "
+            f"the other trials are recorded: {resume}"
+        )
+    return f"the run was stopped before the end; finish it with: {resume}"
+
+
+def _print_start(
+    out: IO[str],
+    spec: JobSpec,
+    dataset: Dataset,
+    ensemble_id: uuid.UUID,
+    earlier: list[tuple[uuid.UUID, str]],
+) -> None:
+    manifest = dataset.manifest
+    seeds = ", ".join(map(str, spec.seeds[:8])) + (" ..." if len(spec.seeds) > 8 else "")
+    print(
+        f"ensemble {ensemble_id}  spec {spec.spec_id[:12]}\n"
+        f"  {len(spec.seeds)} seed(s) ({seeds}) x {spec.iterations} trials, "
+        f"{spec.searcher} searcher, strategy {spec.strategy}\n"
+        f"  data: {manifest.rows:,} candles of {manifest.pair or manifest.source.kind} "
+        f"{manifest.timeframe}, fingerprint {manifest.fingerprint[:12]}",
+        file=out,
+        flush=True,
+    )
+    if earlier:
+        other, fingerprint = earlier[-1]
+        same = "the same data" if fingerprint == manifest.fingerprint else "different data"
+        times = "once" if len(earlier) == 1 else f"{len(earlier)} times"
+        print(
+            f"  this spec ran {times} before, last as ensemble {other} ({same}); to compare:\n"
+            f"    python -m cluster verify {other} {ensemble_id}",
+            file=out,
+            flush=True,
+        )
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None, *, dashboard: bool = False, warm: bool = True
+) -> Iterator[None]:
+    """Ray for the run: the one already initialized in this process, the cluster at
+    `address` (or $RAY_ADDRESS, as `ray job submit` sets it), else a new local one.
+    Only what this function started or joined is shut down afterwards. `warm` compiles
+    the backtest kernel meanwhile (see `_start_warm_up`)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    _hide_token_auth_notice()
+    warming = _start_warm_up() if warm else None
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(
+            address="local",
+            include_dashboard=dashboard,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    if warming is not None:
+        warming.join()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _hide_token_auth_notice() -> None:
+    """Ray 2.60 turns token authentication on by default for a local Ray and warns, at
+    every start, that it did. It stays on (DESIGN.md); the notice is not for our users."""
+
+    class Hide(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith("Token authentication is enabled for")
+
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, Hide) for f in logger.filters):
+        logger.addFilter(Hide())
+
+
+def _start_warm_up() -> threading.Thread:
+    """Compile (or load) the kernel in this process while Ray starts, so that the
+    workers load it from the on-disk cache instead of each compiling it cold."""
+
+    def warm_up() -> None:
+        from trainable.backtest import warm_up as compile_kernel
+
+        compile_kernel()
+
+    thread = threading.Thread(target=warm_up, name="kernel-warm-up", daemon=True)
+    thread.start()
+    return thread
