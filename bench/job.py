@@ -174,7 +174,12 @@ def bench_search50() -> None:
 
 
 def noop_trainable(config):
-    return {"status": "ok", "score": 0.0}
+    return {
+        "trials": [
+            {"trial_index": c["trial_index"], "status": "ok", "score": 0.0}
+            for c in config["trials"]
+        ]
+    }
 
 
 def noop_rate(seeds: int, trials: int) -> float:
@@ -182,13 +187,14 @@ def noop_rate(seeds: int, trials: int) -> float:
     recording: the interleaver over random searchers, actor reuse, 2 at a time."""
     from ray import tune
 
+    from search.interleave import Chunking
     from search.registry import make_searcher
     from search.toys import MIXED9_SPACE
     from search.tune_searcher import TuneSearcher
 
     searchers = {seed: make_searcher("random", space=MIXED9_SPACE, seed=seed, iterations=trials,
                                      invalid_score=-100.0) for seed in range(seeds)}  # fmt: skip
-    searcher = TuneSearcher(searchers)
+    searcher = TuneSearcher(searchers, chunking=Chunking(slots=2))  # as the driver's default
     tuner = tune.Tuner(
         noop_trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=-1,
@@ -226,8 +232,10 @@ def bench_ensembles(repeats: int = 3) -> None:
           f"({', '.join(f'{r:.1f}' for r in rows['random'])}); "
           f"{rand / noop:.0%} of the no-op rate")  # fmt: skip
     r50, b50 = statistics.median(rows["random50"]), statistics.median(rows["bayes50"])
-    print(f"- 8 x 50 trials: random {r50:.2f} s, Bayesian (batch 4) {b50:.2f} s: "
-          f"ratio {b50 / r50:.2f} (runs: {rows['random50']}, {rows['bayes50']})")
+    print(
+        f"- 8 x 50 trials: random {r50:.2f} s, Bayesian (batch 4) {b50:.2f} s: "
+        f"ratio {b50 / r50:.2f} (runs: {rows['random50']}, {rows['bayes50']})"
+    )
 
 
 if __name__ == "__main__":

@@ -290,6 +290,11 @@ class SeededSearcher(ABC):
         self._wakeups_lock = threading.Lock()
 
     @property
+    def unsuggested(self) -> int:
+        """Trials not handed out yet (including those a rebuild hands out again)."""
+        return self.iterations - self._next_index + len(self._reemit)
+
+    @property
     def pending(self) -> list[int]:
         """Trials handed out that have no outcome yet, ascending."""
         waiting = set(self._reemit)

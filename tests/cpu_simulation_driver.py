@@ -13,7 +13,7 @@ import json
 import sys
 import time
 
-from search.interleave import Interleaver
+from search.interleave import Chunking, Interleaver
 from search.pool import SuggestionPool
 from search.registry import SEARCHER_OPTIONS, make_searcher
 from search.toys import MIXED9_SPACE, mixed9
@@ -28,7 +28,8 @@ def _ensemble(pool: SuggestionPool, batch_size: int) -> dict[int, list[list[obje
     options = {**SEARCHER_OPTIONS["bayesian"], "batch_size": batch_size}
     common = {"space": MIXED9_SPACE, "iterations": TRIALS, "invalid_score": -100.0, "pool": pool}
     interleaver = Interleaver(
-        {seed: make_searcher("bayesian", seed=seed, **common, **options) for seed in SEEDS}
+        {seed: make_searcher("bayesian", seed=seed, **common, **options) for seed in SEEDS},
+        chunking=Chunking(max_chunk=1),
     )
     running: list[tuple[str, dict]] = []
     config: object = None
@@ -41,16 +42,19 @@ def _ensemble(pool: SuggestionPool, batch_size: int) -> dict[int, list[list[obje
                 break
             running.append((f"t{handed_out}", config))
             handed_out += 1
-            params = [[name, type(v).__name__, repr(v)] for name, v in config["params"].items()]
-            sequences[config["seed"]].append([config["trial_index"], params])
+            (candidate,) = config["trials"]
+            params = [[name, type(v).__name__, repr(v)] for name, v in candidate["params"].items()]
+            sequences[config["seed"]].append([candidate["trial_index"], params])
         if config == "FINISHED":
             break
         if not running:  # batches are being computed: poll, as Tune does
             time.sleep(0.002)
             continue
         trial_id, done = running.pop(0)
-        score = mixed9(done["params"])
-        interleaver.complete(trial_id, {"status": "ok", "score": score}, False)
+        (candidate,) = done["trials"]
+        score = mixed9(candidate["params"])
+        report = {"trial_index": candidate["trial_index"], "status": "ok", "score": score}
+        interleaver.complete(trial_id, {"trials": [report]}, False)
     assert interleaver.finished and not interleaver.failed
     return sequences
 

@@ -110,3 +110,26 @@ def crashing_toy(marker: Path, name: str) -> Strategy:
     strategy = Strategy(name, TOY_PARAMETERS, functools.partial(crashing, str(marker)), "crashy")
     register_strategy(strategy)
     return strategy
+
+
+def crashing_once(marker: str, candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
+    """`quadratic`; the first trial with k = 3 while the file `marker` exists removes it
+    and kills its worker process (one infrastructure failure, then none)."""
+    import os
+
+    if params["k"] == 3:
+        try:
+            os.remove(marker)
+        except FileNotFoundError:
+            pass
+        else:
+            os._exit(17)
+    return quadratic(candles, params, constants)
+
+
+def crashing_once_toy(marker: Path, name: str) -> Strategy:
+    strategy = Strategy(
+        name, TOY_PARAMETERS, functools.partial(crashing_once, str(marker)), "crashes once"
+    )
+    register_strategy(strategy)
+    return strategy

@@ -113,11 +113,21 @@ def assert_params_in_space(params: dict[str, int | float], space: Space = TOY_SP
         assert r.lower <= value <= r.upper, (name, value)
 
 
-def result_dict(config: dict[str, Any]) -> dict[str, Any]:
-    """What a toy trainable reports for a trial config."""
-    outcome = toy_outcome(config["params"])
+def candidate_result(trial_index: int, params: dict[str, int | float]) -> dict[str, Any]:
+    """What a toy trainable reports for one candidate."""
+    outcome = toy_outcome(params)
     score = INVALID_SCORE if outcome.score is None else outcome.score
-    return {"status": outcome.status, "score": score, "n_trades": 3}
+    return {"trial_index": trial_index, "status": outcome.status, "score": score, "n_trades": 3}
+
+
+def result_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """What a toy trainable reports for a trial config (a chunk of candidates)."""
+    return {"trials": [candidate_result(c["trial_index"], c["params"]) for c in config["trials"]]}
+
+
+def candidates(config: dict[str, Any]) -> list[tuple[int, int, dict[str, int | float]]]:
+    """(seed, trial_index, params) of every candidate a trial config carries."""
+    return [(config["seed"], c["trial_index"], c["params"]) for c in config["trials"]]
 
 
 def tune_like(

@@ -19,6 +19,7 @@ import pytest
 from conftest import FIXTURE_CANDLES, fresh_database
 from job_strategies import (
     counting,
+    crashing_once_toy,
     crashing_toy,
     executions,
     register_toys,
@@ -109,7 +110,8 @@ def run(table: dict, database: str, tmp_path: Path, **options) -> Side:
 
 
 def test_the_same_spec_twice_gives_identical_records(databases, tmp_path):
-    """The real strategy on real candles, Bayesian with batches of 4, two seeds."""
+    """The real strategy on real candles, Bayesian with batches of 4, two seeds; chunks of
+    a batch per Tune trial, then one candidate per Tune trial."""
     strategy = counted(tmp_path, base="key_level_reversal")
     table = {
         "data": {"kind": "parquet", "path": FIXTURE_CANDLES.name, "timeframe": "5m"},
@@ -119,10 +121,11 @@ def test_the_same_spec_twice_gives_identical_records(databases, tmp_path):
         "seeds": [42, 123],
         "searcher": {"kind": "bayesian", "n_initial": 6},
     }
-    first = run(table, databases(), tmp_path)
+    first = run(table, databases(), tmp_path)  # chunks: each Tune trial a Bayesian batch
     assert strategy.ran() == 28
-    second = run(table, databases(), tmp_path)
+    second = run(table, databases(), tmp_path, chunk_size=1)  # one backtest per Tune trial
     assert strategy.ran() == 28
+    assert tune_trials(first) < 28 and tune_trials(second) == 28
     one, other = first.export(), second.export()
     assert len(one.rows) == len(other.rows) == 28
     assert one.digest == other.digest
@@ -166,14 +169,17 @@ def test_one_trial_at_a_time_and_four_at_once_give_identical_records(databases, 
 
 
 @pytest.mark.parametrize("searcher", [{"kind": "random"}, {"kind": "grid", "points": 4}])
-def test_random_and_grid_records_do_not_depend_on_concurrency(databases, tmp_path, searcher):
+def test_random_and_grid_records_do_not_depend_on_concurrency_or_chunks(
+    databases, tmp_path, searcher
+):
     strategy = counted(tmp_path)
     table = {"data": SYNTHETIC, "strategy": strategy.name, "iterations": 12, "seeds": [11, 12],
              "searcher": searcher}  # fmt: skip
-    one = run(table, databases(), tmp_path, max_concurrent_trials=1)
+    one = run(table, databases(), tmp_path, max_concurrent_trials=2)  # chunks
     assert strategy.ran() == 24
-    other = run(table, databases(), tmp_path, max_concurrent_trials=3)
+    other = run(table, databases(), tmp_path, max_concurrent_trials=3, chunk_size=1)
     assert strategy.ran() == 24
+    assert tune_trials(one) < 24 and tune_trials(other) == 24
     assert one.export().digest == other.export().digest
     trials = one.export().trials
     assert len({(t.params["x"], t.params["k"]) for t in trials if t.seed == 11}) == 12
@@ -239,6 +245,42 @@ def test_records_that_the_searcher_does_not_reproduce_stop_the_resume(databases,
     with pytest.raises(Failed, match="non-determinism: seed 31 trial 4: recorded params"):
         resume_job(side.ensemble, database_url=database, progress=False, out=io.StringIO())
     assert strategy.ran() == 0
+
+
+def test_a_worker_killed_in_the_middle_of_a_chunk_is_retried_to_the_same_records(
+    databases, tmp_path
+):
+    """The first candidate with k = 3 kills its worker, once: its chunk (a random seed's
+    candidates, several per Tune trial) is retried, nothing is recorded twice, and the
+    records equal an undisturbed run's."""
+    marker = tmp_path / "crash-once"
+    name = f"toy_crashing_once_{tmp_path.name}"
+    crashing_once_toy(marker, name)
+    table = {"data": SYNTHETIC, "strategy": name, "iterations": 16, "seeds": [21, 22],
+             "searcher": {"kind": "random"}, "execution": {"max_failures": 2}}  # fmt: skip
+    golden = run(table, databases(), tmp_path)  # no marker: no fault
+    marker.touch()
+    disturbed = run(table, databases(), tmp_path, chunk_size=6)
+    assert not marker.exists(), "the fault never fired"
+    trials = disturbed.export().trials
+    assert len(trials) == 32 and len({(t.seed, t.trial_index) for t in trials}) == 32
+    with Recorder(disturbed.database) as recorder:
+        attempts = {
+            (t.seed, t.trial_index): t.attempts
+            for t in recorder.ensemble_trials(recorder.find_ensemble(disturbed.ensemble))
+        }
+    retried = sorted(key for key, count in attempts.items() if count == 2)
+    # The retried chunk: up to 6 consecutive candidates of one seed, the crash among them.
+    assert 1 < len(retried) <= 6 and len({seed for seed, _ in retried}) == 1
+    assert set(attempts.values()) == {1, 2}
+    assert disturbed.export().digest == golden.export().digest
+
+
+def tune_trials(side: Side) -> int:
+    """How many Tune trials the side's (only) run took, from its execution record."""
+    with psycopg.connect(side.database) as conn:
+        (count,) = conn.execute("SELECT execution->>'tune_trials' FROM ensemble_runs").fetchone()
+    return int(count)
 
 
 def max_overlap(trials) -> int:

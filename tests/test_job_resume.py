@@ -1,10 +1,10 @@
 """Resume from the records (contract 5), with real driver processes.
 
-A driver is SIGKILLed by its own test hook right after a commit brings its recorded
-trials to 12 (a deterministic point), the candles are then changed (resume and
-`verify --rerun` must refuse, naming both fingerprints), restored, and the ensemble is
-resumed. Its records must equal an uninterrupted run's, and counting executions shows
-that the resume ran exactly the trials that were not recorded.
+A driver is SIGKILLed by its own test hook right after it has recorded exactly 13
+trials (a deterministic point, in the middle of a chunk), the candles are then changed
+(resume and `verify --rerun` must refuse, naming both fingerprints), restored, and the
+ensemble is resumed. Its records must equal an uninterrupted run's, and counting
+executions shows that the resume ran exactly the trials that were not recorded.
 """
 
 from __future__ import annotations
@@ -86,10 +86,16 @@ def test_a_killed_driver_resumes_to_the_records_of_an_uninterrupted_run(pg_sessi
 
         killed = driver("run", str(job), "--database-url", killed_db, *common,
                         count=tmp_path / "killed.count",
-                        env={"REPROTUNE_TEST_KILL_AFTER_RECORDED": "12"})  # fmt: skip
+                        env={"REPROTUNE_TEST_KILL_AFTER_RECORDED": "13"})  # fmt: skip
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         before = recorded(killed_db)
-        assert 12 <= before < TOTAL
+        assert before == 13
+        # The kill cut a chunk: each Tune trial carries a seed's random batch (6) or a
+        # model batch (4), delivered per seed in order, so a seed's records end on an
+        # even count at a chunk's end; 13 split over two seeds leaves one of them odd.
+        with psycopg.connect(killed_db) as conn:
+            per_seed = dict(conn.execute("SELECT seed, count(*) FROM trials GROUP BY seed"))
+        assert any(count % 2 for count in per_seed.values()), per_seed
         assert executions(tmp_path / "killed.count") >= before
         ensemble = killed.stdout.split()[1]
 

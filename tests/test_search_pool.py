@@ -26,6 +26,7 @@ from search_testkit import (
     KIND_OPTIONS,
     TOY_SPACE,
     build,
+    candidates,
     canonical,
     drive,
     result_dict,
@@ -36,11 +37,13 @@ from search_testkit import (
 import search.pool
 from search.bayesian import BatchRequest
 from search.core import RebuildMismatch, RecordedTrial
-from search.interleave import Interleaver
+from search.interleave import Chunking, Interleaver
 from search.pinned import PINNED_ENV, platform_differences
 from search.pool import SuggestionError, SuggestionPool, default_pool_size
 from search.pool_worker import KILL_HOOK_ENV
 from search.registry import rebuild_searchers
+
+ONE = Chunking(max_chunk=1)  # one candidate per trial, where a test counts trials
 
 SEEDS = [3, 11, 12, 40]  # 20 trials each: 4 random, then model batches of 3
 
@@ -83,7 +86,8 @@ def _interleaved(pool, order_seed: int = 1, capacity: int = 5) -> dict[int, list
     assert interleaver.finished and not interleaver.failed
     sequences: dict[int, list] = {seed: [] for seed in SEEDS}
     for config in configs.values():
-        sequences[config["seed"]].append((config["trial_index"], canonical(config["params"])))
+        for seed, trial_index, params in candidates(config):
+            sequences[seed].append((trial_index, canonical(params)))
     return {seed: sorted(sequence) for seed, sequence in sequences.items()}
 
 
@@ -100,7 +104,9 @@ def test_async_batches_give_exactly_the_in_process_sequences():
 
 def test_ask_never_waits_for_a_batch_and_its_arrival_wakes_the_interleaver():
     pool = ManualPool()
-    interleaver = Interleaver({seed: build("bayesian", seed=seed, pool=pool) for seed in SEEDS})
+    interleaver = Interleaver(
+        {seed: build("bayesian", seed=seed, pool=pool) for seed in SEEDS}, chunking=ONE
+    )
     asks = 0
     for seed in SEEDS:
         searcher = interleaver.searcher(seed)
@@ -129,7 +135,7 @@ def test_ask_never_waits_for_a_batch_and_its_arrival_wakes_the_interleaver():
     assert asks == asks_after_scan
     pool.finish()  # the batches arrive (the futures' callbacks wake the interleaver)
     config = interleaver.suggest("after")
-    assert isinstance(config, dict) and config["trial_index"] == 4
+    assert isinstance(config, dict) and config["trials"][0]["trial_index"] == 4
     assert asks > asks_after_scan
     assert len(pool.waiting) == 0
 
@@ -147,21 +153,21 @@ def test_a_pickled_searcher_refuses_to_compute_without_its_pool():
 def test_a_pickled_interleaver_leaves_its_callback_and_pool_behind():
     pool = ManualPool()
     searchers = {seed: build("bayesian", seed=seed, pool=pool) for seed in SEEDS}
-    interleaver = Interleaver(searchers, on_result=lambda completed: None)
+    interleaver = Interleaver(searchers, on_result=lambda completed: None, chunking=ONE)
     running = {}
     while (config := interleaver.suggest(f"t{len(running)}")) is not None:
         running[f"t{len(running)}"] = config
     for trial_id, config in running.items():
         interleaver.complete(trial_id, result_dict(config), False)
     copy = pickle.loads(pickle.dumps(interleaver))  # as Tune pickles its searcher
-    assert copy.on_result is None and copy.trial("t0") == interleaver.trial("t0")
+    assert copy.on_result is None and copy.chunk("t0") == interleaver.chunk("t0")
     with pytest.raises(RuntimeError, match="unpickled without its suggestion pool"):
         copy.suggest("next")
     for seed in SEEDS:
         copy.searcher(seed).pool = pool
     assert copy.suggest("next") is None  # submitted again, computing
     pool.finish()
-    assert copy.suggest("next")["trial_index"] == 4
+    assert copy.suggest("next")["trials"][0]["trial_index"] == 4
 
 
 # -- real pools -----------------------------------------------------------------------

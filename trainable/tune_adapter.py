@@ -4,12 +4,16 @@ imports ray.
 Use it as
     tune.with_parameters(backtest_trainable, candles=table, constants=JobConstants(...),
                          strategy=get_strategy(name))
-with trial configs `{"seed": int, "trial_index": int, "params": {name: int | float}}`
-(DESIGN.md, "Interfaces"; any other key is refused). `with_parameters` puts the table
-in the object store once (or uses the ObjectRef it is given) and hands each trial the
-table; `trial_result` also accepts an ObjectRef. Each trial runs the strategy's
-`evaluate` once (the key-level reversal backtest when no strategy is given) and
-reports once, with `ray.tune.report`, the dict of `trial_result`.
+with trial configs that carry a chunk of one seed's candidates, `{"seed": int, "trials":
+[{"trial_index": int, "params": {name: int | float}}, ...]}` (search.interleave; any
+other key is refused). `with_parameters` puts the table in the object store once (or
+uses the ObjectRef it is given) and hands each trial the table; the result functions
+also accept an ObjectRef. A trial runs the strategy's `evaluate` (the key-level
+reversal backtest when no strategy is given) on each candidate in order and reports
+once, with `ray.tune.report`, the dict of `chunk_result`: every candidate's result
+under "trials", and the chunk's best score as "score" (what Tune's own tables show).
+One report per chunk: a chunk whose worker dies reported nothing, so Tune's retry
+recomputes all of it and no candidate is ever delivered twice.
 
 Two kinds of failure (DESIGN.md, contract 3): a ValueError from the parameters'
 validation or from the kernel is the trial's deterministic `invalid` outcome, reported
@@ -57,8 +61,34 @@ def backtest_trainable(
     constants: JobConstants,
     strategy: Strategy | None = None,
 ) -> None:
-    """Tune function trainable: one evaluation, one `ray.tune.report(trial_result(...))`."""
-    tune.report(trial_result(config, candles, constants, strategy))
+    """Tune function trainable: a chunk of evaluations, one report (`chunk_result`)."""
+    tune.report(chunk_result(config, candles, constants, strategy))
+
+
+def chunk_result(
+    config: Mapping[str, Any],
+    candles: pa.Table | ray.ObjectRef,
+    constants: JobConstants,
+    strategy: Strategy | None = None,
+) -> dict[str, Any]:
+    """Every candidate's `trial_result`, in order, under "trials"; "score" is the best
+    of them and "candidates" their number (for Tune's tables and the dashboard).
+
+    Raises, for the whole chunk, what `trial_result` raises for one candidate.
+    """
+    seed, candidates = _parse_chunk(config)
+    if isinstance(candles, ray.ObjectRef):
+        candles = ray.get(candles)
+    results = []
+    for trial_index, params in candidates:
+        single = {"seed": seed, "trial_index": trial_index, "params": params}
+        results.append(trial_result(single, candles, constants, strategy))
+    return {
+        "seed": seed,
+        "trials": results,
+        "candidates": len(results),
+        "score": max(result["score"] for result in results),
+    }
 
 
 def trial_result(
@@ -138,6 +168,22 @@ def clear_cache() -> None:
     """Forget the cached Candles (tests; a worker never needs to)."""
     with _cache_lock:
         _cache.clear()
+
+
+def _parse_chunk(config: Mapping[str, Any]) -> tuple[int, list[tuple[int, Mapping[str, Any]]]]:
+    if not isinstance(config, Mapping):
+        raise TypeError(f"trial config must be a mapping, got {type(config).__name__}")
+    if set(config) != {"seed", "trials"}:
+        raise ValueError(f"trial config must have exactly ['seed', 'trials'], got {sorted(config)}")
+    trials = config["trials"]
+    if not isinstance(trials, list) or not trials:
+        raise ValueError(f"trial config trials must be a non-empty list, got {trials!r}")
+    candidates = []
+    for entry in trials:
+        if not isinstance(entry, Mapping) or set(entry) != {"trial_index", "params"}:
+            raise ValueError(f"a chunk's trial must have exactly trial_index and params: {entry!r}")
+        candidates.append((entry["trial_index"], entry["params"]))
+    return config["seed"], candidates
 
 
 def _parse_config(config: Mapping[str, Any]) -> tuple[int, int, Mapping[str, object]]:

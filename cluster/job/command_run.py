@@ -49,6 +49,13 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
         "never reads it",
     )
     parser.add_argument(
+        "--chunk-size",
+        type=_positive,
+        metavar="N",
+        help="at most N candidates per Tune trial (default: about half a second of work; 1: "
+        "one backtest per Tune trial); never changes a record",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress display while it runs"
     )
     parser.add_argument(
@@ -69,6 +76,7 @@ def execution_options(args: argparse.Namespace) -> dict[str, Any]:
         "ray_address": args.address,
         "max_concurrent_trials": args.max_concurrent_trials,
         "storage_path": args.storage_path,
+        "chunk_size": args.chunk_size,
         "progress": not args.no_progress,
         "dashboard": args.dashboard,
         "exchange_url": args.exchange_url,

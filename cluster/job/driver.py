@@ -65,6 +65,7 @@ class RunOptions:
     ray_address: str | None = None
     max_concurrent_trials: int | None = None
     storage_path: str | None = None
+    chunk_size: int | None = None
     progress: bool = True
     dashboard: bool = False
     exchange_url: str | None = None
@@ -212,18 +213,22 @@ def execute_ensemble(
     finally:
         progress.close()
     error = switch.error or end.error
+    ran = {
+        "tune_trials": end.tune_trials,
+        "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),
+    }
     complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
     for seed in complete:
         recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
     if error is None and end.finished and len(complete) == len(searchers):
         recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
-        recorder.finish_run(run.id, RunOutcome.COMPLETE)
+        recorder.finish_run(run.id, RunOutcome.COMPLETE, ran)
         print_summary(recorder, ensemble_id, out)
         return
     if isinstance(error, NonDeterministicRetry):
-        recorder.finish_run(run.id, RunOutcome.FAILED)
+        recorder.finish_run(run.id, RunOutcome.FAILED, ran)
         raise error
-    recorder.finish_run(run.id, RunOutcome.INTERRUPTED)
+    recorder.finish_run(run.id, RunOutcome.INTERRUPTED, ran)
     print_summary(recorder, ensemble_id, out)
     raise Interrupted(_why_unfinished(end.failed, error, ensemble_id))
 
@@ -251,6 +256,7 @@ def _run(
         cpus_per_trial=cpus,
         max_failures=spec.execution.max_failures,
         storage_path=settings.storage_path or spec.execution.storage_path,
+        chunk_size=settings.chunk_size or spec.execution.chunk_size,
     )
     return run_experiment(
         searchers,
@@ -273,6 +279,7 @@ def execution_record(spec: JobSpec, settings: RunOptions) -> dict[str, Any]:
         "max_concurrent_trials": settings.max_concurrent_trials
         or spec.execution.max_concurrent_trials,
         "storage_path": settings.storage_path or spec.execution.storage_path,
+        "chunk_size": settings.chunk_size or spec.execution.chunk_size,
         "ray_address": settings.ray_address or os.environ.get("RAY_ADDRESS") or "local",
     }
 

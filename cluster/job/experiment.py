@@ -1,19 +1,22 @@
 """One Tune experiment runs every seed of an ensemble (Tune runs one experiment at a time).
 
 The seeds' searchers sit behind one `search.tune_searcher.TuneSearcher` (the
-interleaver); the trainable is `trainable.tune_adapter.backtest_trainable` with the
-candle table, the job constants and the strategy bound by `tune.with_parameters`, so
-they reach the workers once through the object store and never through a trial's
-config. Function trainables with actor reuse, Tune's per-trial log files and console
-reports off: Tune's own bookkeeping is the floor of a trial's cost.
+interleaver), which hands each Tune trial a chunk of one seed's candidates
+(`search.interleave.Chunking` sizes them; records never depend on it). The trainable
+is `trainable.tune_adapter.backtest_trainable` with the candle table, the job constants
+and the strategy bound by `tune.with_parameters`, so they reach the workers once
+through the object store and never through a trial's config. Function trainables with
+actor reuse, Tune's per-trial log files and console reports off: Tune's own
+bookkeeping is the floor of a trial's cost.
 
-How trials end (DESIGN.md, contract 3): a kernel outcome (`ok` / `invalid`) reaches the
-searcher and `on_result`, per seed in trial_index order. An infrastructure failure
-(a worker or node died) is retried by Tune up to `max_failures` times; a trial that
-still fails is never told to a searcher, and the experiment ends once nothing else can
-run. SIGINT (Ctrl-C, `ray job stop` with RAY_JOB_STOP_SIGNAL=SIGINT) and SIGTERM end it
-gracefully: running trials are stopped, finished ones are all delivered. The caller
-decides what an unfinished experiment means (exit 3: resumable).
+How candidates end (DESIGN.md, contract 3): a kernel outcome (`ok` / `invalid`) reaches
+the searcher and `on_result`, per seed in trial_index order. An infrastructure failure
+(a worker or node died) fails a whole chunk, which reported nothing yet: Tune retries it
+up to `max_failures` times; candidates whose chunk still fails are never told to a
+searcher, and the experiment ends once nothing else can run. SIGINT (Ctrl-C, `ray job
+stop` with RAY_JOB_STOP_SIGNAL=SIGINT) and SIGTERM end it gracefully: running trials are
+stopped, finished ones are all delivered. The caller decides what an unfinished
+experiment means (exit 3: resumable).
 
 `on_result` must not raise: a recording problem is reported with `stop(error)`, which
 ends the experiment at Tune's next step; `ExperimentEnd.error` carries it.
@@ -35,7 +38,7 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from search.core import SeededSearcher
-from search.interleave import CompletedTrial, TrialKey
+from search.interleave import Chunking, CompletedTrial, TrialKey
 from search.tune_searcher import TuneSearcher
 from trainable.strategies import Strategy
 from trainable.tune_adapter import backtest_trainable
@@ -59,6 +62,7 @@ class ExperimentPlan:
     cpus_per_trial: float
     max_failures: int
     storage_path: str | None
+    chunk_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class ExperimentEnd:
     finished: bool
     failed: dict[TrialKey, str]
     error: BaseException | None
+    tune_trials: int = 0  # Tune trials started (each a chunk of candidates)
 
 
 class StopSwitch:
@@ -106,7 +111,8 @@ def run_experiment(
         attempts = 1 + (watch.failures[completed.seed, completed.trial_index] if watch else 0)
         on_result(completed, attempts)
 
-    searcher = TuneSearcher(searchers, on_result=deliver)
+    chunking = Chunking(slots=plan.max_concurrent_trials, max_chunk=plan.chunk_size)
+    searcher = TuneSearcher(searchers, on_result=deliver, chunking=chunking)
     watch = _Watch(searcher, on_step)
     trainable = tune.with_parameters(
         backtest_trainable, candles=candles, constants=constants, strategy=strategy
@@ -137,13 +143,20 @@ def run_experiment(
     )
     with _quiet_tune(), _sigterm_as_sigint():
         tuner.fit()
-    return ExperimentEnd(finished=searcher.finished, failed=searcher.failed, error=switch.error)
+    return ExperimentEnd(
+        finished=searcher.finished,
+        failed=searcher.failed,
+        error=switch.error,
+        tune_trials=searcher.interleaver.chunks_handed_out,
+    )
 
 
 def _trial_name(trial: Any) -> str:
-    """What the dashboard and Tune's logs call a trial: its seed and trial_index."""
+    """What the dashboard and Tune's logs call a trial: its seed and trial_index range."""
     config = trial.config or {}
-    return f"seed{config.get('seed')}_trial{config.get('trial_index')}"
+    indices = [entry.get("trial_index") for entry in config.get("trials") or [{}]]
+    span = f"{indices[0]}" if len(indices) == 1 else f"{indices[0]}-{indices[-1]}"
+    return f"seed{config.get('seed')}_trials{span}"
 
 
 class _Stopper(Stopper):
@@ -160,7 +173,8 @@ class _Stopper(Stopper):
 
 
 class _Watch(Callback):
-    """Counts infrastructure failures per (seed, trial_index) and ticks `on_step`."""
+    """Counts infrastructure failures per (seed, trial_index) (a failed chunk counts for
+    each of its candidates) and ticks `on_step`."""
 
     def __init__(self, searcher: Any, on_step: Callable[[], None] | None) -> None:
         self._searcher = searcher
@@ -175,8 +189,8 @@ class _Watch(Callback):
         self._searcher, self._on_step, self.failures = None, None, state["failures"]
 
     def _count(self, trial: Any) -> None:
-        key = self._searcher.trial(trial.trial_id)
-        self.failures[key.seed, key.trial_index] += 1
+        for key in self._searcher.chunk(trial.trial_id).keys:
+            self.failures[key.seed, key.trial_index] += 1
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._count(trial)

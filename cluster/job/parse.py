@@ -54,7 +54,13 @@ TOP_KEYS = (
     "execution",
 )
 DATA_CLEANING_KEYS = ("gap_policy", "max_fill_share")
-EXECUTION_KEYS = ("max_concurrent_trials", "cpus_per_trial", "max_failures", "storage_path")
+EXECUTION_KEYS = (
+    "max_concurrent_trials",
+    "cpus_per_trial",
+    "max_failures",
+    "storage_path",
+    "chunk_size",
+)
 MAX_JOB_FILE_BYTES = 1_000_000
 MAX_NAME_LENGTH = 200
 
@@ -343,6 +349,7 @@ def _execution(value: object, problems: list[str]) -> Execution:
     concurrent = _int(value, "max_concurrent_trials", problems, low=1, high=100_000,
                       where="execution.")  # fmt: skip
     failures = _int(value, "max_failures", problems, low=0, high=1000, where="execution.")
+    chunk = _int(value, "chunk_size", problems, low=1, high=1_000_000, where="execution.")
     cpus = value.get("cpus_per_trial", 1.0)
     if (
         isinstance(cpus, bool)
@@ -361,6 +368,7 @@ def _execution(value: object, problems: list[str]) -> Execution:
         cpus_per_trial=float(cpus),
         max_failures=3 if failures is None else failures,
         storage_path=storage,
+        chunk_size=chunk,
     )
 
 

@@ -7,9 +7,9 @@ reported; records are committed in small batches (every `flush_size` trials or
 database (the driver died) is recomputed by `resume` with identical results, so
 batching trades nothing but a few recomputed trials for ~10x cheaper commits.
 
-Test hook (never set outside tests): `REPROTUNE_TEST_KILL_AFTER_RECORDED=N` SIGKILLs
-the driver right after the commit that brings this process's recorded trials to N or
-more, a deterministic point for resume tests.
+Test hook (never set outside tests): `REPROTUNE_TEST_KILL_AFTER_RECORDED=N` commits
+as soon as N trials are recorded or buffered in this process, then SIGKILLs the driver:
+exactly N trials are recorded, a deterministic point for resume tests.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ class TrialRecording:
         """Buffer one outcome; commit when the buffer is full or old enough."""
         self._buffer.append(trial_record(self._spec_id, completed, attempts))
         due = time.monotonic() - self._last_flush >= self._flush_seconds
-        if len(self._buffer) >= self._flush_size or due:
+        killing = (
+            self._kill_after is not None and self.recorded + len(self._buffer) >= self._kill_after
+        )
+        if len(self._buffer) >= self._flush_size or due or killing:
             self.flush()
 
     def flush(self) -> None:

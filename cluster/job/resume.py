@@ -128,6 +128,7 @@ def recorded_spec(detail: EnsembleDetail, runs: list[RunRecord]) -> JobSpec:
             cpus_per_trial=float(execution.get("cpus_per_trial", 1.0)),
             max_failures=int(execution.get("max_failures", 3)),
             storage_path=execution.get("storage_path"),
+            chunk_size=execution.get("chunk_size"),
         ),
     )
     if spec.spec_id != detail.spec_id:

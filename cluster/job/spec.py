@@ -67,13 +67,16 @@ class Execution:
     `max_concurrent_trials` None means as many as the cluster has CPUs for;
     `max_failures` is the retry budget of a trial that fails for infrastructure reasons
     (a worker or node died); `storage_path` is where Tune keeps its logs (a directory
-    every node can reach on a multi-node cluster; resume never reads it).
+    every node can reach on a multi-node cluster; resume never reads it); `chunk_size`
+    caps the candidates one Tune trial evaluates (None: about half a second of work,
+    spread over the trial slots; 1: one candidate per Tune trial).
     """
 
     max_concurrent_trials: int | None = None
     cpus_per_trial: float = 1.0
     max_failures: int = 3
     storage_path: str | None = None
+    chunk_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +84,7 @@ class Execution:
             "cpus_per_trial": self.cpus_per_trial,
             "max_failures": self.max_failures,
             "storage_path": self.storage_path,
+            "chunk_size": self.chunk_size,
         }
 
 

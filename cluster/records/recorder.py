@@ -259,12 +259,15 @@ class Recorder(RecordsQueries):
             lambda conn: q.upsert(conn, "ensemble_runs", {"id": run.id}, values),
         )
 
-    def finish_run(self, run_id: uuid.UUID, outcome: RunOutcome) -> None:
-        """Record how an execution ended (the first recorded outcome stays)."""
+    def finish_run(
+        self, run_id: uuid.UUID, outcome: RunOutcome, execution: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record how an execution ended (the first recorded outcome stays), adding
+        `execution` facts learnt while it ran (e.g. how many Tune trials it took)."""
         outcome = RunOutcome(outcome)
         self._run(
             f"recording the end of run {run_id}",
-            lambda conn: q.finish_run(conn, run_id, outcome),
+            lambda conn: q.finish_run(conn, run_id, outcome, Jsonb(dict(execution or {}))),
         )
 
     def record_trial(self, ensemble_id: uuid.UUID, trial: TrialRecord) -> None:

@@ -258,11 +258,13 @@ def insert_dataset_if_missing(conn: psycopg.Connection, fingerprint: str, manife
     return row is not None
 
 
-def finish_run(conn: psycopg.Connection, run_id: uuid.UUID, outcome: RunOutcome) -> None:
+def finish_run(
+    conn: psycopg.Connection, run_id: uuid.UUID, outcome: RunOutcome, execution: Jsonb
+) -> None:
     updated = conn.execute(
-        "UPDATE ensemble_runs SET outcome = %s, finished_at = coalesce(finished_at, now()) "
-        "WHERE id = %s AND outcome IS NULL RETURNING true",
-        [outcome.value, run_id],
+        "UPDATE ensemble_runs SET outcome = %s, finished_at = coalesce(finished_at, now()), "
+        "execution = execution || %s WHERE id = %s AND outcome IS NULL RETURNING true",
+        [outcome.value, execution, run_id],
     ).fetchone()
     if (
         updated is None
