@@ -27,6 +27,13 @@ KILL_HOOK_ENV = "REPROTUNE_TEST_KILL_POOL_WORKER"
 _LENGTH = struct.Struct("<Q")
 
 
+class Ping:
+    """A request that computes nothing: its round trip is the pool's own overhead."""
+
+    def compute(self) -> int:
+        return os.getpid()
+
+
 def write_frame(stream: IO[bytes], message: Any) -> None:
     write_pickled(stream, pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
