@@ -27,7 +27,7 @@ from job_strategies import (
     toy_score,
 )
 
-from cluster.errors import Failed, Interrupted
+from cluster.errors import Failed, Interrupted, InvalidInput
 from cluster.job.driver import run_job
 from cluster.job.parse import parse_job
 from cluster.job.resume import resume_job
@@ -274,6 +274,45 @@ def test_a_worker_killed_in_the_middle_of_a_chunk_is_retried_to_the_same_records
     assert 1 < len(retried) <= 6 and len({seed for seed, _ in retried}) == 1
     assert set(attempts.values()) == {1, 2}
     assert disturbed.export().digest == golden.export().digest
+
+
+def test_a_bayesian_resume_on_another_numeric_platform_is_refused_unless_allowed(
+    databases, tmp_path
+):
+    """The ensemble's recorded numeric platform is made to say another architecture, as
+    if its suggestions had been computed on another machine: resume refuses, naming the
+    difference; allowed, it proceeds, records that it did, and (the platform being in
+    fact the same) ends with the records of an uninterrupted run."""
+    strategy = counted(tmp_path)
+    table = {"data": SYNTHETIC, "strategy": strategy.name, "iterations": 12, "batch_size": 4,
+             "seeds": [51, 52], "searcher": {"kind": "bayesian", "n_initial": 4}}  # fmt: skip
+    golden = run(table, databases(), tmp_path)
+    database = databases()
+    side = run(table, database, tmp_path)
+    with psycopg.connect(database) as conn:  # as if the driver had died after 4 trials a seed
+        conn.execute("DELETE FROM trials WHERE trial_index >= 4")
+        conn.execute("UPDATE ensembles SET status = 'interrupted'")
+        conn.execute("UPDATE training_jobs SET status = 'running', best_trial_index = NULL, "
+                     "best_score = NULL, best_params = NULL")  # fmt: skip
+        (architecture,) = conn.execute(
+            "SELECT platform->>'architecture' FROM ensemble_runs"
+        ).fetchone()
+        conn.execute("UPDATE ensemble_runs SET platform = "
+                     "jsonb_set(platform, '{architecture}', '\"riscv64\"')")  # fmt: skip
+    strategy.ran()
+    with pytest.raises(InvalidInput) as refused:
+        resume_job(side.ensemble, database_url=database, progress=False, out=io.StringIO())
+    assert f"architecture: recorded 'riscv64', now {architecture!r}" in refused.value.problems
+    assert strategy.ran() == 0
+    resume_job(side.ensemble, database_url=database, progress=False, out=io.StringIO(),
+               allow_platform_change=True)  # fmt: skip
+    assert strategy.ran() == 16
+    with psycopg.connect(database) as conn:
+        allowed = conn.execute(
+            "SELECT kind, platform_change_allowed FROM ensemble_runs ORDER BY started_at"
+        ).fetchall()
+    assert allowed == [("run", False), ("resume", True)]
+    assert side.export().digest == golden.export().digest
 
 
 def tune_trials(side: Side) -> int:

@@ -56,6 +56,13 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
         "one backtest per Tune trial); never changes a record",
     )
     parser.add_argument(
+        "--suggestion-processes",
+        type=_positive,
+        metavar="N",
+        help="pinned processes computing Bayesian suggestions on this host (default: the "
+        "free cores)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress display while it runs"
     )
     parser.add_argument(
@@ -77,10 +84,21 @@ def execution_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_concurrent_trials": args.max_concurrent_trials,
         "storage_path": args.storage_path,
         "chunk_size": args.chunk_size,
+        "suggestion_processes": args.suggestion_processes,
         "progress": not args.no_progress,
         "dashboard": args.dashboard,
         "exchange_url": args.exchange_url,
     }
+
+
+def add_platform_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-platform-change",
+        action="store_true",
+        help="continue a Bayesian ensemble whose suggestions were computed on another "
+        "numeric platform (CPU architecture, library builds): its new trials may differ "
+        "from what the original platform would have suggested; the run records it",
+    )
 
 
 def _positive(text: str) -> int:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 
 from cluster.errors import EXIT_FAILED, EXIT_OK, InvalidInput
-from cluster.job.command_run import add_execution_arguments, execution_options
+from cluster.job.command_run import (
+    add_execution_arguments,
+    add_platform_argument,
+    execution_options,
+)
 from cluster.records.command_options import add_database_argument, records_command
 
 HELP = "compare two ensembles' trial records bit for bit, or rerun one and compare"
@@ -32,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="compare even when data or specs differ"
     )
     add_execution_arguments(parser)
+    add_platform_argument(parser)
     add_database_argument(parser)
 
 
@@ -42,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     if args.rerun:
         if len(args.ensembles) != 1:
             raise InvalidInput("verify --rerun takes one ensemble")
-        same = rerun_and_verify(args.ensembles[0], **execution_options(args))
+        same = rerun_and_verify(
+            args.ensembles[0],
+            allow_platform_change=args.allow_platform_change,
+            **execution_options(args),
+        )
     else:
         if len(args.ensembles) != 2:
             raise InvalidInput("verify takes two ensembles (or one with --rerun)")

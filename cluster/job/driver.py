@@ -21,16 +21,16 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import IO, Any
+from dataclasses import dataclass, replace
+from typing import IO, TYPE_CHECKING, Any
 
 from cluster.candles.dataset import Dataset, check_fingerprint
 from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Interrupted, InvalidInput
 from cluster.job.data import load_job_data
-from cluster.job.experiment import ExperimentPlan, StopSwitch, run_experiment
+from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
 from cluster.job.parse import load_job_file
 from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
@@ -56,6 +56,9 @@ from search.registry import make_searcher
 from trainable.declaration import SCORE_PENALTY
 from trainable.strategies import DEFAULT_STRATEGY
 
+if TYPE_CHECKING:
+    from search.pool import SuggestionPool
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -66,6 +69,7 @@ class RunOptions:
     max_concurrent_trials: int | None = None
     storage_path: str | None = None
     chunk_size: int | None = None
+    suggestion_processes: int | None = None
     progress: bool = True
     dashboard: bool = False
     exchange_url: str | None = None
@@ -81,13 +85,16 @@ def run_job(
     *,
     seeds: tuple[int, ...] | list[int] | None = None,
     expect_fingerprint: str | None = None,
+    expected_platform: Mapping[str, Any] | None = None,
+    allow_platform_change: bool = False,
     **options: Any,
 ) -> uuid.UUID:
     """Run a job (a `JobSpec` or a job file's path) as a new ensemble; its id.
 
     `seeds` replaces the spec's seed list; `options` are `RunOptions` fields. Raises
     `InvalidInput` (exit 2) before anything is recorded when the spec, seeds or data
-    are wrong (or the data's fingerprint is not `expect_fingerprint`), and
+    are wrong (or the data's fingerprint is not `expect_fingerprint`, or the numeric
+    platform is not `expected_platform` without `allow_platform_change`: a rerun), and
     `Interrupted` (exit 3) when the run stopped before the end (`resume_job` finishes
     it).
     """
@@ -107,7 +114,6 @@ def run_job(
     spec, dataset = load_job_data(spec, settings=settings.download_settings())
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
-    searchers = {seed: new_searcher(spec, seed) for seed in spec.seeds}
     with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
         recorder.migrate()
         earlier = recorder.ensembles_of_spec(spec.spec_id)
@@ -126,17 +132,28 @@ def run_job(
         recorder.upsert_training_jobs(ensemble_id, [job_record(spec, s) for s in spec.seeds])
         _print_start(out, spec, dataset, ensemble_id, earlier)
         with recorder.running(ensemble_id):
-            execute_ensemble(recorder, ensemble_id, spec, dataset, searchers, settings, RunKind.RUN)
+            execute_ensemble(
+                recorder,
+                ensemble_id,
+                spec,
+                dataset,
+                lambda pool: {seed: new_searcher(spec, seed, pool) for seed in spec.seeds},
+                settings,
+                RunKind.RUN,
+                expected_platform=expected_platform,
+                allow_platform_change=allow_platform_change,
+            )
     return ensemble_id
 
 
-def new_searcher(spec: JobSpec, seed: int) -> SeededSearcher:
+def new_searcher(spec: JobSpec, seed: int, pool: SuggestionPool | None = None) -> SeededSearcher:
     return make_searcher(
         spec.searcher,
         space=spec.space,
         seed=seed,
         iterations=spec.iterations,
         invalid_score=SCORE_PENALTY,
+        pool=pool,
         **spec.searcher_options,
     )
 
@@ -151,43 +168,96 @@ def job_record(spec: JobSpec, seed: int) -> TrainingJobRecord:
     )
 
 
+SearcherFactory = Callable[["SuggestionPool | None"], dict[int, SeededSearcher]]
+
+
 def execute_ensemble(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    build_searchers: SearcherFactory,
+    settings: RunOptions,
+    kind: RunKind,
+    *,
+    recorded: Mapping[int, list[TrialRecord]] | None = None,
+    expected_platform: Mapping[str, Any] | None = None,
+    allow_platform_change: bool = False,
+) -> None:
+    """Run the seeds that `build_searchers(pool)` returns to the end and record them
+    (steps 4-5 above).
+
+    The caller holds the ensemble's lock. A Bayesian job's searchers compute their
+    batches in a `search.pool.SuggestionPool` (pinned numerics); its numeric platform is
+    recorded with the run, and must equal `expected_platform` (the ensemble's, on a
+    resume or a rerun) unless `allow_platform_change`. `recorded` are trials already in
+    the records (a resume): they count towards progress and are never run again.
+    """
+    recorded = recorded or {}
+    warm_kernel = spec.strategy == DEFAULT_STRATEGY
+    with (
+        suggestion_pool(spec, settings) as pool,
+        ray_session(settings.ray_address, dashboard=settings.dashboard, warm=warm_kernel),
+    ):
+        platform = pool.platform if pool is not None else {}
+        changed = _platform_changed(spec, expected_platform, platform, allow_platform_change)
+        searchers = build_searchers(pool)
+        run = RunRecord(
+            id=uuid.uuid4(),
+            ensemble_id=ensemble_id,
+            kind=kind,
+            execution=execution_record(spec, settings, pool),
+            platform=platform,
+            manifest=dataset.manifest.to_dict(),
+            platform_change_allowed=changed,
+        )
+        recorder.start_run(run)
+        for seed in searchers:
+            recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
+        progress = Progress(
+            {seed: spec.iterations for seed in searchers},
+            done={seed: len(recorded.get(seed, [])) for seed in searchers},
+            best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
+            enabled=settings.progress,
+        )
+        try:
+            end = _record_experiment(
+                recorder, ensemble_id, spec, dataset, searchers, settings, progress
+            )
+        finally:
+            progress.close()
+    ran = {
+        "tune_trials": end.tune_trials,
+        "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),
+    }
+    complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
+    for seed in complete:
+        recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
+    out = settings.out or sys.stdout
+    if end.error is None and end.finished and len(complete) == len(searchers):
+        recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
+        recorder.finish_run(run.id, RunOutcome.COMPLETE, ran)
+        print_summary(recorder, ensemble_id, out)
+        return
+    if isinstance(end.error, NonDeterministicRetry):
+        recorder.finish_run(run.id, RunOutcome.FAILED, ran)
+        raise end.error
+    recorder.finish_run(run.id, RunOutcome.INTERRUPTED, ran)
+    print_summary(recorder, ensemble_id, out)
+    raise Interrupted(_why_unfinished(end.failed, end.error, ensemble_id))
+
+
+def _record_experiment(
     recorder: Recorder,
     ensemble_id: uuid.UUID,
     spec: JobSpec,
     dataset: Dataset,
     searchers: Mapping[int, SeededSearcher],
     settings: RunOptions,
-    kind: RunKind,
-    *,
-    recorded: Mapping[int, list[TrialRecord]] | None = None,
-    platform_change_allowed: bool = False,
-) -> None:
-    """Run the seeds of `searchers` to the end and record them (steps 4-5 above).
-
-    The caller holds the ensemble's lock. `recorded` are trials already in the records
-    (a resume): they count towards progress and are never run again.
-    """
-    out = settings.out or sys.stdout
-    recorded = recorded or {}
-    run = RunRecord(
-        id=uuid.uuid4(),
-        ensemble_id=ensemble_id,
-        kind=kind,
-        execution=execution_record(spec, settings),
-        platform={},
-        manifest=dataset.manifest.to_dict(),
-        platform_change_allowed=platform_change_allowed,
-    )
-    recorder.start_run(run)
-    for seed in searchers:
-        recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
-    progress = Progress(
-        {seed: spec.iterations for seed in searchers},
-        done={seed: len(recorded.get(seed, [])) for seed in searchers},
-        best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
-        enabled=settings.progress,
-    )
+    progress: Progress,
+) -> ExperimentEnd:
+    """The experiment, recording each outcome as it arrives; a recording error ends it
+    (`ExperimentEnd.error`)."""
     recording = TrialRecording(
         recorder, ensemble_id, spec.spec_id, on_recorded=lambda t: progress.add(t.seed, t.score)
     )
@@ -201,36 +271,53 @@ def execute_ensemble(
         except (RecordsUnavailable, NonDeterministicRetry) as problem:
             switch.stop(problem)
 
-    try:
-        warm_kernel = spec.strategy == DEFAULT_STRATEGY
-        with ray_session(settings.ray_address, dashboard=settings.dashboard, warm=warm_kernel):
-            end = _run(spec, dataset, searchers, settings, ensemble_id, on_result, progress, switch)
-        if end.error is None:
-            try:
-                recording.flush()
-            except (RecordsUnavailable, NonDeterministicRetry) as problem:
-                switch.stop(problem)
-    finally:
-        progress.close()
-    error = switch.error or end.error
-    ran = {
-        "tune_trials": end.tune_trials,
-        "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),
-    }
-    complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
-    for seed in complete:
-        recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
-    if error is None and end.finished and len(complete) == len(searchers):
-        recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
-        recorder.finish_run(run.id, RunOutcome.COMPLETE, ran)
-        print_summary(recorder, ensemble_id, out)
+    end = _run(spec, dataset, searchers, settings, ensemble_id, on_result, progress, switch)
+    if end.error is None:
+        try:
+            recording.flush()
+        except (RecordsUnavailable, NonDeterministicRetry) as problem:
+            switch.stop(problem)
+    return replace(end, error=switch.error or end.error)
+
+
+@contextmanager
+def suggestion_pool(spec: JobSpec, settings: RunOptions) -> Iterator[SuggestionPool | None]:
+    """The pinned suggestion processes of a Bayesian job (None for the other searchers,
+    whose suggestions do not depend on the CPU)."""
+    if spec.searcher != "bayesian":
+        yield None
         return
-    if isinstance(error, NonDeterministicRetry):
-        recorder.finish_run(run.id, RunOutcome.FAILED, ran)
-        raise error
-    recorder.finish_run(run.id, RunOutcome.INTERRUPTED, ran)
-    print_summary(recorder, ensemble_id, out)
-    raise Interrupted(_why_unfinished(end.failed, error, ensemble_id))
+    from search.pool import SuggestionPool
+
+    size = settings.suggestion_processes or spec.execution.suggestion_processes
+    with SuggestionPool(size) as pool:
+        yield pool
+
+
+def _platform_changed(
+    spec: JobSpec,
+    expected: Mapping[str, Any] | None,
+    platform: Mapping[str, Any],
+    allowed: bool,
+) -> bool:
+    """Whether this run's numeric platform differs from the ensemble's; InvalidInput
+    naming each difference unless that is `allowed`. Only the Bayesian searcher's
+    suggestions depend on it."""
+    if spec.searcher != "bayesian" or not expected:
+        return False
+    from search.pinned import platform_differences
+
+    differences = platform_differences(expected, platform)
+    if differences and not allowed:
+        raise InvalidInput(
+            [
+                "this machine's numeric platform differs from the one the ensemble's "
+                "Bayesian suggestions were computed on, so they would not be reproduced:",
+                *differences,
+                "--allow-platform-change proceeds anyway (and records that it did)",
+            ]
+        )
+    return bool(differences)
 
 
 def _run(
@@ -270,7 +357,9 @@ def _run(
     )
 
 
-def execution_record(spec: JobSpec, settings: RunOptions) -> dict[str, Any]:
+def execution_record(
+    spec: JobSpec, settings: RunOptions, pool: SuggestionPool | None = None
+) -> dict[str, Any]:
     """What this run's execution-only settings were (ensemble_runs.execution)."""
     return {
         "name": spec.name,
@@ -280,6 +369,7 @@ def execution_record(spec: JobSpec, settings: RunOptions) -> dict[str, Any]:
         or spec.execution.max_concurrent_trials,
         "storage_path": settings.storage_path or spec.execution.storage_path,
         "chunk_size": settings.chunk_size or spec.execution.chunk_size,
+        "suggestion_processes": None if pool is None else pool.size,
         "ray_address": settings.ray_address or os.environ.get("RAY_ADDRESS") or "local",
     }
 

@@ -60,6 +60,7 @@ EXECUTION_KEYS = (
     "max_failures",
     "storage_path",
     "chunk_size",
+    "suggestion_processes",
 )
 MAX_JOB_FILE_BYTES = 1_000_000
 MAX_NAME_LENGTH = 200
@@ -350,6 +351,8 @@ def _execution(value: object, problems: list[str]) -> Execution:
                       where="execution.")  # fmt: skip
     failures = _int(value, "max_failures", problems, low=0, high=1000, where="execution.")
     chunk = _int(value, "chunk_size", problems, low=1, high=1_000_000, where="execution.")
+    processes = _int(value, "suggestion_processes", problems, low=1, high=256,
+                     where="execution.")  # fmt: skip
     cpus = value.get("cpus_per_trial", 1.0)
     if (
         isinstance(cpus, bool)
@@ -369,6 +372,7 @@ def _execution(value: object, problems: list[str]) -> Execution:
         max_failures=3 if failures is None else failures,
         storage_path=storage,
         chunk_size=chunk,
+        suggestion_processes=processes,
     )
 
 

@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cluster.candles.dataset import check_fingerprint
 from cluster.errors import Failed, InvalidInput
@@ -42,14 +42,21 @@ from cluster.records.types import (
 )
 from cluster.versions import RECORDS_VERSION, installed_versions
 from search.core import Outcome, RebuildMismatch, RecordedTrial, SeededSearcher
-from search.registry import rebuild_searcher
+from search.registry import rebuild_searchers
 from trainable.declaration import SCORE_PENALTY
 
+if TYPE_CHECKING:
+    from search.pool import SuggestionPool
 
-def resume_job(ensemble: str | uuid.UUID, **options: Any) -> uuid.UUID:
+
+def resume_job(
+    ensemble: str | uuid.UUID, *, allow_platform_change: bool = False, **options: Any
+) -> uuid.UUID:
     """Finish `ensemble` (its id or a unique prefix); returns its id.
 
-    `options` are `RunOptions` fields. A complete ensemble is left as it is.
+    `options` are `RunOptions` fields. A complete ensemble is left as it is. A Bayesian
+    ensemble resumed on another numeric platform (search.pinned) is refused unless
+    `allow_platform_change`, which the run's record then notes.
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
@@ -61,15 +68,15 @@ def resume_job(ensemble: str | uuid.UUID, **options: Any) -> uuid.UUID:
             print(f"ensemble {ensemble_id} is complete: nothing to resume", file=out)
             return ensemble_id
         refuse_changed_code(detail)
-        spec = recorded_spec(detail, recorder.runs(ensemble_id))
+        runs = recorder.runs(ensemble_id)
+        spec = recorded_spec(detail, runs)
         with recorder.running(ensemble_id):
             spec, dataset = load_job_data(spec, settings=settings.download_settings())
             check_fingerprint(dataset, detail.dataset_fingerprint)
             recorded = {s: recorder.recorded_trials(ensemble_id, s) for s in detail.seeds}
             unfinished = [s for s in detail.seeds if len(recorded[s]) < spec.iterations]
-            searchers = {s: rebuild(spec, s, recorded[s]) for s in unfinished}
             for seed in detail.seeds:
-                if seed not in searchers:
+                if seed not in unfinished:
                     recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
             missing = sum(spec.iterations - len(recorded[s]) for s in unfinished)
             print(
@@ -78,14 +85,22 @@ def resume_job(ensemble: str | uuid.UUID, **options: Any) -> uuid.UUID:
                 file=out,
                 flush=True,
             )
-            if not searchers:
+            if not unfinished:
                 recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
                 print(f"ensemble {ensemble_id} is complete", file=out)
                 return ensemble_id
             execute_ensemble(
-                recorder, ensemble_id, spec, dataset, searchers, settings, RunKind.RESUME,
+                recorder,
+                ensemble_id,
+                spec,
+                dataset,
+                lambda pool: rebuild(spec, {s: recorded[s] for s in unfinished}, pool),
+                settings,
+                RunKind.RESUME,
                 recorded={s: recorded[s] for s in unfinished},
-            )  # fmt: skip
+                expected_platform=runs[0].platform if runs else None,
+                allow_platform_change=allow_platform_change,
+            )
     return ensemble_id
 
 
@@ -129,6 +144,7 @@ def recorded_spec(detail: EnsembleDetail, runs: list[RunRecord]) -> JobSpec:
             max_failures=int(execution.get("max_failures", 3)),
             storage_path=execution.get("storage_path"),
             chunk_size=execution.get("chunk_size"),
+            suggestion_processes=execution.get("suggestion_processes"),
         ),
     )
     if spec.spec_id != detail.spec_id:
@@ -139,19 +155,24 @@ def recorded_spec(detail: EnsembleDetail, runs: list[RunRecord]) -> JobSpec:
     return spec
 
 
-def rebuild(spec: JobSpec, seed: int, trials: list[TrialRecord]) -> SeededSearcher:
-    """The seed's searcher as its recorded trials left it; `Failed` if they disagree."""
-    if not trials:
-        return new_searcher(spec, seed)
-    recorded = {t.trial_index: RecordedTrial(dict(t.params), _outcome(t)) for t in trials}
+def rebuild(
+    spec: JobSpec, recorded: Mapping[int, list[TrialRecord]], pool: SuggestionPool | None
+) -> dict[int, SeededSearcher]:
+    """Each seed's searcher as its recorded trials left it (every seed's current batch
+    computed at once in the pool); `Failed` when the records disagree with it."""
+    histories = {
+        seed: {t.trial_index: RecordedTrial(dict(t.params), _outcome(t)) for t in trials}
+        for seed, trials in recorded.items()
+        if trials
+    }
     try:
-        return rebuild_searcher(
+        rebuilt = rebuild_searchers(
             spec.searcher,
             space=spec.space,
-            seed=seed,
             iterations=spec.iterations,
             invalid_score=SCORE_PENALTY,
-            recorded=recorded,
+            recorded=histories,
+            pool=pool,
             **spec.searcher_options,
         )
     except (RebuildMismatch, ValueError) as error:
@@ -159,6 +180,10 @@ def rebuild(spec: JobSpec, seed: int, trials: list[TrialRecord]) -> SeededSearch
             f"non-determinism: {error}; the records were not made by this code and "
             "platform, so they cannot be continued"
         ) from None
+    return {
+        seed: rebuilt[seed] if seed in rebuilt else new_searcher(spec, seed, pool)
+        for seed in recorded
+    }
 
 
 def _outcome(trial: TrialRecord) -> Outcome:

@@ -69,7 +69,9 @@ class Execution:
     (a worker or node died); `storage_path` is where Tune keeps its logs (a directory
     every node can reach on a multi-node cluster; resume never reads it); `chunk_size`
     caps the candidates one Tune trial evaluates (None: about half a second of work,
-    spread over the trial slots; 1: one candidate per Tune trial).
+    spread over the trial slots; 1: one candidate per Tune trial);
+    `suggestion_processes` is the size of a Bayesian job's pool of pinned suggestion
+    processes on the driver's host (None: the driver's free cores).
     """
 
     max_concurrent_trials: int | None = None
@@ -77,6 +79,7 @@ class Execution:
     max_failures: int = 3
     storage_path: str | None = None
     chunk_size: int | None = None
+    suggestion_processes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +88,7 @@ class Execution:
             "max_failures": self.max_failures,
             "storage_path": self.storage_path,
             "chunk_size": self.chunk_size,
+            "suggestion_processes": self.suggestion_processes,
         }
 
 

@@ -140,11 +140,14 @@ def _check_comparable(a: EnsembleDetail, b: EnsembleDetail, force: bool) -> None
         )
 
 
-def rerun_and_verify(ensemble: str | uuid.UUID, **options: Any) -> bool:
+def rerun_and_verify(
+    ensemble: str | uuid.UUID, *, allow_platform_change: bool = False, **options: Any
+) -> bool:
     """Run `ensemble`'s recorded spec again (same seeds) as a new ensemble, then compare.
 
-    `options` are `cluster.job.driver.RunOptions` fields. Refuses (exit 2, both
-    fingerprints named) when the candles are no longer the recorded ones.
+    `options` are `cluster.job.driver.RunOptions` fields. Refuses (exit 2) when the
+    candles are no longer the recorded ones (both fingerprints named), and for a
+    Bayesian ensemble on another numeric platform unless `allow_platform_change`.
     """
     from cluster.job.driver import RunOptions, run_job
     from cluster.job.resume import recorded_spec
@@ -154,7 +157,14 @@ def rerun_and_verify(ensemble: str | uuid.UUID, **options: Any) -> bool:
     with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
         recorder.migrate()
         original = recorder.ensemble_detail(recorder.find_ensemble(str(ensemble)))
-        spec = recorded_spec(original, recorder.runs(original.id))
+        runs = recorder.runs(original.id)
+        spec = recorded_spec(original, runs)
     print(f"running ensemble {original.id}'s spec again, seeds {list(original.seeds)}", file=out)
-    rerun = run_job(spec, expect_fingerprint=original.dataset_fingerprint, **options)
+    rerun = run_job(
+        spec,
+        expect_fingerprint=original.dataset_fingerprint,
+        expected_platform=runs[0].platform if runs else None,
+        allow_platform_change=allow_platform_change,
+        **options,
+    )
     return verify_ensembles(original.id, rerun, database_url=settings.database_url, out=out)
