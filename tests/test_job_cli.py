@@ -96,8 +96,9 @@ def _no_rows(url: str) -> bool:
          'start = "2024-01-01"\nbars = 100\ndata_seed = 1\n', "seeds: repeated seeds 1"),
         ('iteration = 5\n[data]\nkind = "synthetic"\ntimeframe = "5m"\nstart = "2024-01-01"\n'
          'bars = 100\ndata_seed = 1\n', "(did you mean 'iterations'?)"),
-        ('iterations = 5\n[searcher]\nkind = "grid"\n[data]\nkind = "synthetic"\ntimeframe = '
-         '"5m"\nstart = "2024-01-01"\nbars = 100\ndata_seed = 1\n', "more than the limit"),
+        ('iterations = 5\n[searcher]\nkind = "grid"\npoints = 1\n[data]\nkind = "synthetic"\n'
+         'timeframe = "5m"\nstart = "2024-01-01"\nbars = 100\ndata_seed = 1\n',
+         "points must be an int >= 2, got 1"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_before_ray_starts_or_anything_is_written(

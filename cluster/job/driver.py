@@ -52,7 +52,7 @@ from cluster.records.types import (
 )
 from search.core import SeededSearcher
 from search.interleave import CompletedTrial
-from search.registry import make_searcher
+from search.registry import PLATFORM_DEPENDENT_KINDS, make_searcher
 from trainable.declaration import SCORE_PENALTY
 from trainable.strategies import DEFAULT_STRATEGY
 
@@ -282,9 +282,9 @@ def _record_experiment(
 
 @contextmanager
 def suggestion_pool(spec: JobSpec, settings: RunOptions) -> Iterator[SuggestionPool | None]:
-    """The pinned suggestion processes of a Bayesian job (None for the other searchers,
-    whose suggestions do not depend on the CPU)."""
-    if spec.searcher != "bayesian":
+    """The pinned suggestion processes of a job whose searcher's bits depend on the
+    CPU (the Bayesian one); None for the others."""
+    if spec.searcher not in PLATFORM_DEPENDENT_KINDS:
         yield None
         return
     from search.pool import SuggestionPool
@@ -303,7 +303,7 @@ def _platform_changed(
     """Whether this run's numeric platform differs from the ensemble's; InvalidInput
     naming each difference unless that is `allowed`. Only the Bayesian searcher's
     suggestions depend on it."""
-    if spec.searcher != "bayesian" or not expected:
+    if spec.searcher not in PLATFORM_DEPENDENT_KINDS or not expected:
         return False
     from search.pinned import platform_differences
 
