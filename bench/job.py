@@ -226,8 +226,10 @@ def bench_ensembles(repeats: int = 3) -> None:
           f"({', '.join(f'{r:.1f}' for r in rows['random'])}); "
           f"{rand / noop:.0%} of the no-op rate")  # fmt: skip
     r50, b50 = statistics.median(rows["random50"]), statistics.median(rows["bayes50"])
-    print(f"- 8 x 50 trials: random {r50:.2f} s, Bayesian (batch 4) {b50:.2f} s: "
-          f"ratio {b50 / r50:.2f} (runs: {rows['random50']}, {rows['bayes50']})")
+    print(
+        f"- 8 x 50 trials: random {r50:.2f} s, Bayesian (batch 4) {b50:.2f} s: "
+        f"ratio {b50 / r50:.2f} (runs: {rows['random50']}, {rows['bayes50']})"
+    )
 
 
 if __name__ == "__main__":
