@@ -126,3 +126,11 @@ def test_the_equity_curve_is_the_one_the_metrics_come_from():
     assert equity[-1] - 1.0 == metrics["total_return"]  # bit for bit: E_0 is 1.0
     assert math.isfinite(float(np.min(equity)))
 
+
+def test_the_commands_help_states_the_rule_the_report_applies():
+    from cluster.report.command import EPILOG
+    from cluster.report.stability import NEAR_BEST_SHARE
+
+    text = " ".join(EPILOG.split())
+    assert f"spread is at most {PARAM_SPREAD_LIMIT}, with at least {MIN_SEEDS} seeds" in text
+    assert f"within {NEAR_BEST_SHARE:.0%} of it" in text
