@@ -191,6 +191,21 @@ def test_the_consensus_is_recorded_once_and_a_second_report_changes_nothing(
         assert conn.execute(query, [ensemble]).fetchall() == [recorded]
 
 
+def test_a_recorded_consensus_that_the_trials_contradict_stops_the_report(
+    ensembles, database, capsys
+):
+    ensemble = ensembles["toy_noise"]
+    ensemble_report(ensemble, database_url=database)  # recorded, if it was not yet
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("UPDATE evaluations SET params_exact = replace(params_exact, "
+                     "'\"k\":', '\"k\":1') WHERE ensemble_id = %s", [ensemble])  # fmt: skip
+        try:
+            code, _, err = cli(capsys, "report", ensemble, "--database-url", database)
+            assert code == 1 and "is not the one its trials give now" in err
+        finally:
+            conn.execute("DELETE FROM evaluations WHERE ensemble_id = %s", [ensemble])
+
+
 def test_json_has_every_number_the_text_shows(ensembles, database, capsys):
     ensemble = ensembles["toy_peak"]
     code, text, _ = cli(capsys, "report", ensemble, "--database-url", database)
