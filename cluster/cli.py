@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "run": "cluster.job.command_run",
     "resume": "cluster.job.command_resume",
     "verify": "cluster.job.command_verify",
+    "report": "cluster.report.command",
     "data": "cluster.candles.command",
     "list": "cluster.records.command_list",
     "show": "cluster.records.command_show",

@@ -61,6 +61,22 @@ def test_the_quickstart_end_to_end(pg_url, tmp_path, capsys):
     best = max(shown, key=lambda t: (t["score"], -t["trial_index"]))
     assert best["trial_index"] == jobs[42]["best_trial_index"]
 
+    # The report the quickstart ends with (README): the real strategy, its candles
+    # reloaded from the Parquet file, the consensus backtested and recorded, pictures.
+    assert f"python -m cluster report {ensemble}" in done.stdout
+    pictures = tmp_path / "pictures"
+    assert main(["report", "--database-url", pg_url, "--json", "--plot", str(pictures)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ensemble"]["id"] == ensemble and report["consensus"]["recorded"] == "now"
+    assert [s["best_trial_index"] for s in report["seeds"]] == [
+        jobs[42]["best_trial_index"], jobs[123]["best_trial_index"]
+    ]  # fmt: skip
+    assert report["verdict"]["result"] == "unstable"  # as the README shows
+    assert report["consensus"]["metrics"]["n_trades"] > 0
+    assert sorted(p.name for p in pictures.iterdir()) == [
+        "best_params.png", "best_score_by_trial.png", "equity.png", "score_by_parameter.png"
+    ]  # fmt: skip
+
     assert main(["export", ensemble, "--format", "digest", "--database-url", pg_url]) == 0
     digest = capsys.readouterr().out.strip()
     assert len(digest) == 64

@@ -7,6 +7,13 @@ raises ValueError when it deterministically rejects its input (the trial's `inva
 outcome). `evaluate` must be a pure function of its arguments: no global state, no
 randomness that is not derived from them.
 
+A strategy may also give its marked equity curve (`equity`, same arguments, one float
+per bar), which the report plots; strategies without one (toys) are plotted without it.
+
+`outcome(...)` is the one place that turns an evaluation into a trial's outcome: the
+metrics, or the `invalid` outcome of a ValueError. Tune trials and the report's extra
+backtests both use it, so an extra backtest means exactly what a trial does.
+
 `key_level_reversal` (the default) is the only production strategy. Tests register
 small objectives of their own with `register_strategy`; the object (not its name)
 travels to the workers with the trainable, so a strategy registered in the driver's
@@ -21,26 +28,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainable.backtest import backtest_metrics
-from trainable.declaration import METRIC_NAMES, PARAMETERS, ParamDecl
+import numpy as np
+
+from trainable.backtest import backtest_equity, backtest_metrics
+from trainable.declaration import METRIC_NAMES, PARAMETERS, SCORE_PENALTY, ParamDecl
 from trainable.params import StrategyParams
 from trainable.types import Candles, JobConstants
 
 Metrics = dict[str, int | float | None]
 # params arrive as the trial config carries them; `evaluate` checks them itself.
 Evaluate = Callable[[Candles, Mapping[str, Any], JobConstants], Metrics]
+EquityCurve = Callable[[Candles, Mapping[str, Any], JobConstants], np.ndarray]
 
 DEFAULT_STRATEGY = "key_level_reversal"
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named strategy: its parameter declaration and its trial function."""
+    """A named strategy: its parameter declaration, its trial function and, optionally,
+    its equity curve (for pictures only: never part of a record)."""
 
     name: str
     parameters: tuple[ParamDecl, ...]
     evaluate: Evaluate
     summary: str
+    equity: EquityCurve | None = None
 
     def parameter(self, name: str) -> ParamDecl:
         for declared in self.parameters:
@@ -54,6 +66,29 @@ def key_level_reversal(
 ) -> Metrics:
     """The key-level reversal backtest's metrics (ValueError for rejected input)."""
     return backtest_metrics(candles, StrategyParams.from_mapping(params), constants)
+
+
+def key_level_reversal_equity(
+    candles: Candles, params: Mapping[str, Any], constants: JobConstants
+) -> np.ndarray:
+    """The key-level reversal backtest's marked equity at every close (E_0 = 1.0)."""
+    return backtest_equity(candles, StrategyParams.from_mapping(params), constants)
+
+
+def outcome(
+    strategy: Strategy, candles: Candles, params: Mapping[str, Any], constants: JobConstants
+) -> tuple[Metrics, str | None]:
+    """(metrics, None) for an `ok` evaluation; for an `invalid` one (the strategy raised
+    ValueError: it rejects the input deterministically) every metric None but `score`,
+    which is SCORE_PENALTY, and the message "ExceptionClass: text". Any other exception
+    propagates: it is not an outcome of the trial.
+    """
+    try:
+        return strategy.evaluate(candles, params, constants), None
+    except ValueError as error:
+        metrics: Metrics = dict.fromkeys(METRIC_NAMES)
+        metrics["score"] = SCORE_PENALTY
+        return metrics, f"{type(error).__name__}: {error}"
 
 
 def metrics_with_score(score: float) -> Metrics:
@@ -71,6 +106,7 @@ _STRATEGIES: dict[str, Strategy] = {
         PARAMETERS,
         key_level_reversal,
         "false breaks of key support/resistance levels, confirmed by closes back inside",
+        key_level_reversal_equity,
     )
 }
 

@@ -43,9 +43,8 @@ import ray
 from ray import tune
 
 from trainable.candle_table import table_columns
-from trainable.declaration import METRIC_NAMES, SCORE_PENALTY
 from trainable.features import candle_features
-from trainable.strategies import DEFAULT_STRATEGY, Strategy, get_strategy
+from trainable.strategies import DEFAULT_STRATEGY, Strategy, get_strategy, outcome
 from trainable.types import Candles, JobConstants
 
 CACHED_TABLES = 2  # a worker serves one job's table; 2 covers a switch without thrashing
@@ -117,15 +116,9 @@ def trial_result(
     prepared = cached_candles(candles)
     result: dict[str, Any] = {"seed": seed, "trial_index": trial_index}
     started_at, started = time.time(), time.perf_counter()
-    try:
-        metrics = strategy.evaluate(prepared, values, constants)
-    except ValueError as error:
-        result.update(status="invalid", message=f"{type(error).__name__}: {error}")
-        result.update(dict.fromkeys(METRIC_NAMES))
-        result["score"] = SCORE_PENALTY
-    else:
-        result.update(status="ok", message=None)
-        result.update(metrics)
+    metrics, message = outcome(strategy, prepared, values, constants)
+    result.update(status="ok" if message is None else "invalid", message=message)
+    result.update(metrics)
     result.update(
         node=_node_id(),
         started_at=started_at,

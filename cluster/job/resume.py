@@ -20,27 +20,23 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from cluster.candles.dataset import check_fingerprint
-from cluster.errors import Failed, InvalidInput
+from cluster.errors import Failed
 from cluster.job.data import load_job_data
 from cluster.job.driver import RunOptions, execute_ensemble, new_searcher
-from cluster.job.parse import parse_job, table_of_resolved
-from cluster.job.spec import Execution, JobSpec
+from cluster.job.recorded import recorded_spec, refuse_changed_code
+from cluster.job.spec import JobSpec
 from cluster.records.database import database
 from cluster.records.recorder import Recorder
 from cluster.records.types import (
-    EnsembleDetail,
     EnsembleStatus,
     JobStatus,
     RunKind,
-    RunRecord,
     TrialRecord,
     TrialStatus,
 )
-from cluster.versions import RECORDS_VERSION, installed_versions
 from search.core import Outcome, RebuildMismatch, RecordedTrial, SeededSearcher
 from search.registry import rebuild_searchers
 from trainable.declaration import SCORE_PENALTY
@@ -102,57 +98,6 @@ def resume_job(
                 allow_platform_change=allow_platform_change,
             )
     return ensemble_id
-
-
-def refuse_changed_code(detail: EnsembleDetail) -> None:
-    """InvalidInput naming every way this code differs from the one that recorded."""
-    problems = []
-    if detail.records_version != RECORDS_VERSION:
-        problems.append(
-            f"records_version: the ensemble was recorded by RECORDS_VERSION "
-            f"{detail.records_version}, this code is {RECORDS_VERSION}; its records cannot "
-            "be continued (run the job again as a new ensemble)"
-        )
-    installed = installed_versions()
-    for name, version in sorted(detail.library_versions.items()):
-        if installed.get(name) != version:
-            problems.append(
-                f"{name}: recorded with {version}, installed {installed.get(name)}; install "
-                "the locked builds (requirements.lock) to continue these records"
-            )
-    if problems:
-        raise InvalidInput(problems)
-
-
-def recorded_spec(detail: EnsembleDetail, runs: list[RunRecord]) -> JobSpec:
-    """The ensemble's spec, rebuilt from its records and checked against its spec_id;
-    execution settings and the base directory come from its latest run."""
-    execution: Mapping[str, Any] = runs[-1].execution if runs else {}
-    base_dir = str(execution.get("base_dir") or ".")
-    spec = parse_job(
-        table_of_resolved(detail.spec),
-        base_dir=base_dir,
-        default_name=detail.name,
-        seeds=tuple(detail.seeds),
-    )
-    spec = replace(
-        spec,
-        name=detail.name,
-        execution=Execution(
-            max_concurrent_trials=execution.get("max_concurrent_trials"),
-            cpus_per_trial=float(execution.get("cpus_per_trial", 1.0)),
-            max_failures=int(execution.get("max_failures", 3)),
-            storage_path=execution.get("storage_path"),
-            chunk_size=execution.get("chunk_size"),
-            suggestion_processes=execution.get("suggestion_processes"),
-        ),
-    )
-    if spec.spec_id != detail.spec_id:
-        raise Failed(
-            f"this code rebuilds ensemble {detail.id}'s spec with id {spec.spec_id}, not the "
-            f"recorded {detail.spec_id}: a default changed without a RECORDS_VERSION bump"
-        )
-    return spec
 
 
 def rebuild(

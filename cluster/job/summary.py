@@ -33,6 +33,8 @@ def print_summary(recorder: Recorder, ensemble_id: uuid.UUID, out: IO[str]) -> N
     seed = ensemble.jobs[0].seed if ensemble.jobs else ensemble.seeds[0]
     print(
         "\nSee more:\n"
+        f"  python -m cluster report {short}             do the seeds agree? (--plot DIR "
+        "for pictures)\n"
         f"  python -m cluster show {short}:{seed}            a seed's trials, best first\n"
         f"  python -m cluster export {short} --format digest   the sha256 that determinism "
         "checks compare\n"

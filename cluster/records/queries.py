@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from cluster.records.evaluations import EvaluationRecord
 from cluster.records.exact import parse_canonical_params
 from cluster.records.sql import DETERMINISTIC_SELECT
 from cluster.records.types import (
@@ -41,6 +42,10 @@ _TRIAL_SELECT = sql.SQL(
     "SELECT {deterministic}, t.node, t.attempts, t.started_at, t.finished_at, t.duration_s "
     "FROM trials t JOIN training_jobs j ON j.id = t.training_job_id "
 ).format(deterministic=DETERMINISTIC_SELECT)
+_EVALUATION_SELECT = sql.SQL(
+    "SELECT ensemble_id, kind, label, params_exact, dataset_fingerprint, status::text, score, "
+    "{metrics}, message, basis, recorded_at FROM evaluations "
+).format(metrics=sql.SQL(", ").join(map(sql.Identifier, METRIC_COLUMNS)))
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
 
 
@@ -76,6 +81,26 @@ def _trial(row: Sequence[Any]) -> TrialRecord:
         started_at,
         finished_at,
         duration_s,
+    )
+
+
+def _evaluation(row: Sequence[Any]) -> EvaluationRecord:
+    ensemble_id, kind, label, params_exact, fingerprint, status, score = row[:7]
+    n = len(METRIC_COLUMNS)
+    metrics = dict(zip(METRIC_COLUMNS, row[7 : 7 + n], strict=True))
+    message, basis, recorded_at = row[7 + n :]
+    return EvaluationRecord(
+        ensemble_id,
+        kind,
+        label,
+        parse_canonical_params(params_exact),
+        fingerprint,
+        TrialStatus(status),
+        score,
+        metrics,
+        message,
+        basis,
+        recorded_at,
     )
 
 
@@ -259,4 +284,16 @@ class RecordsQueries:
         return self._read(
             f"reading the trials of ensemble {ensemble_id}",
             lambda conn: [_trial(r) for r in conn.execute(query, [ensemble_id, chosen, chosen])],
+        )
+
+    def evaluations(
+        self, ensemble_id: uuid.UUID, kind: str | None = None
+    ) -> list[EvaluationRecord]:
+        """The ensemble's extra backtests (of one `kind`, or all), by kind and label."""
+        query = _EVALUATION_SELECT + sql.SQL(
+            "WHERE ensemble_id = %s AND (%s::text IS NULL OR kind = %s) ORDER BY kind, label"
+        )
+        return self._read(
+            f"reading the evaluations of ensemble {ensemble_id}",
+            lambda conn: [_evaluation(r) for r in conn.execute(query, [ensemble_id, kind, kind])],
         )

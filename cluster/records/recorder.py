@@ -21,6 +21,7 @@ Usage (the driver):
             recorder.record_trials(ensemble_id, [TrialRecord(...), ...])
             recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
             recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
+        recorder.record_evaluation(EvaluationRecord(...))  # the report's extra backtests
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from psycopg_pool import ConnectionPool
 
 from cluster.records import sql as q
 from cluster.records.database import redact
+from cluster.records.evaluations import EvaluationRecord
 from cluster.records.exact import canonical_params
 from cluster.records.lock import EnsembleLock
 from cluster.records.queries import RecordsQueries
@@ -341,6 +343,33 @@ class Recorder(RecordsQueries):
                 raise NotRecorded(f"ensemble {ensemble_id} has no training job for seed {seed}")
             self._job_refs[key] = found
         return self._job_refs[key]
+
+    def record_evaluation(self, evaluation: EvaluationRecord) -> bool:
+        """Record an extra backtest of an ensemble; True if it was new. The same record
+        again is a no-op; one that differs in its deterministic part raises
+        NonDeterministicRetry and the stored one stays."""
+        values = {
+            "params": Jsonb(evaluation.params),
+            "params_exact": canonical_params(evaluation.params),
+            "basis": Jsonb(evaluation.basis),
+            "dataset_fingerprint": evaluation.dataset_fingerprint,
+            "status": evaluation.status.value,
+            "score": evaluation.score,
+            **evaluation.metrics,
+            "message": evaluation.message,
+        }
+
+        def upsert(conn: psycopg.Connection) -> bool:
+            try:
+                return q.upsert(conn, "evaluations", evaluation.key, values)
+            except psycopg.errors.ForeignKeyViolation:
+                raise NotRecorded(
+                    f"ensemble {evaluation.ensemble_id} or dataset "
+                    f"{evaluation.dataset_fingerprint} is not recorded"
+                ) from None
+
+        what = f"recording evaluation {evaluation.kind}/{evaluation.label}"
+        return self._run(f"{what} of ensemble {evaluation.ensemble_id}", upsert)
 
     def set_job_status(self, ensemble_id: uuid.UUID, seed: int, status: JobStatus) -> None:
         """Set a job's status; `complete` also sets its best trial and finished_at.
