@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ from cluster.errors import (
     Interrupted,
     InvalidInput,
 )
+
+# Set to see the traceback of an unexpected error (a bug); users get one line.
+DEBUG = "REPROTUNE_DEBUG"
 
 COMMANDS: dict[str, str] = {
     "run": "cluster.job.command_run",
@@ -76,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # the last line of defence: a bug, so show where it happened
-        traceback.print_exc()
+    except Exception as error:  # the last line of defence: a bug in this program
+        if os.environ.get(DEBUG):
+            traceback.print_exc()
+        text = " ".join(str(error).split())
+        print(
+            f"error: unexpected {type(error).__name__}{': ' if text else ''}{text[:500]} "
+            f"(a bug in reprotune; {DEBUG}=1 shows where)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED

@@ -36,7 +36,7 @@ from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
 from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
-from cluster.records.database import database
+from cluster.records.database import database, resolve_database_url
 from cluster.records.recorder import Recorder
 from cluster.records.types import (
     EnsembleRecord,
@@ -92,6 +92,7 @@ def run_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
+    resolve_database_url(settings.database_url)  # a wrong URL is refused before anything
     if isinstance(spec, JobSpec):
         if seeds is not None:
             from cluster.job.parse import check_seeds

@@ -1,0 +1,100 @@
+"""Known defects of the records commands (issue 13): database URLs, export paths, closed
+pipes and the CSV's numbers. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO_ROOT
+
+from cluster.cli import main
+
+SECRET = "pw-s3cret-Value"
+# URLs libpq cannot use, each with a password that must never be shown.
+UNUSABLE_URLS = [
+    (f"postgresql+psycopg://u:{SECRET}@host/db", "postgresql+psycopg"),
+    (f"postgresql+psycopg2://u:{SECRET}@host/db", "postgresql+psycopg2"),
+    (f"mysql://u:{SECRET}@host/db", "'mysql'"),
+    (f"postgresql//u:{SECRET}@host/db", "not a PostgreSQL URL"),
+    (f" postgresql://u:{SECRET}@host/db", "whitespace"),
+    (f"postgresql://u:{SECRET}@host/db?bogus_option=1", "bogus_option"),
+    (f"host=db user=u password={SECRET} frobnicate=1", "frobnicate"),
+]
+# Usable URLs that carry a password: refused (exit 2) before anything connects.
+PASSWORD_URLS = [
+    f"postgresql://u:{SECRET}@127.0.0.1:1/db",
+    f"host=127.0.0.1 port=1 user=u password={SECRET} dbname=db",
+    f"postgresql://u@127.0.0.1:1/db?password={SECRET}",
+]
+COMMANDS = [["list"], ["show", "1"], ["export", "abc"], ["resume", "abc"], ["verify", "a", "b"]]
+
+
+def _one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    assert SECRET not in err
+    return lines[0]
+
+
+@pytest.mark.reliability("defect-1")
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize(("url", "named"), UNUSABLE_URLS)
+@pytest.mark.parametrize("via", ["option", "environment"])
+def test_an_unusable_database_url_is_one_line_exit_2_without_the_password(
+    command, url, named, via, capsys, monkeypatch
+):
+    if via == "option":
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        argv = [*command, "--database-url", url]
+    else:
+        monkeypatch.setenv("DATABASE_URL", url)
+        argv = list(command)
+    assert main(argv) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert named in line
+    assert ("--database-url" if via == "option" else "DATABASE_URL") in line
+
+
+@pytest.mark.reliability("defect-1")
+@pytest.mark.parametrize("url", PASSWORD_URLS)
+def test_a_password_in_the_url_is_refused_pointing_to_the_password_file(url, capsys):
+    assert main(["list", "--database-url", url]) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert "carries a password" in line and "PGPASSFILE" in line
+
+
+@pytest.mark.reliability("defect-1")
+def test_a_run_with_a_bad_url_is_refused_before_anything_is_read(tmp_path, capsys):
+    job = tmp_path / "job.toml"
+    job.write_text('iterations = 5\n[data]\nkind = "parquet"\npath = "missing.parquet"\n'
+                   'timeframe = "5m"\n')  # fmt: skip
+    assert main(["run", str(job), "--database-url", UNUSABLE_URLS[0][0]]) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert "postgresql+psycopg" in line  # the URL, not the job's missing file, comes first
+
+
+@pytest.mark.reliability("defect-1")
+def test_an_unreachable_server_is_one_line(capsys):
+    # A usable URL (no password) of a port nobody listens on: exit 1, on one line.
+    assert main(["list", "--database-url", "postgresql://u@127.0.0.1:1/db"]) == 1
+    line = _one_line_error(capsys.readouterr().err)
+    assert "cannot connect to PostgreSQL at postgresql://u@127.0.0.1:1/db" in line
+
+
+@pytest.mark.reliability("defect-1")
+def test_the_user_sees_one_line_in_a_real_process():
+    environment = {**os.environ, "DATABASE_URL": UNUSABLE_URLS[0][0]}
+    done = subprocess.run(
+        [sys.executable, "-m", "cluster", "export", "abc"],
+        cwd="/tmp",
+        env={**environment, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    _one_line_error(done.stderr)
