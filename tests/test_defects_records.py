@@ -98,3 +98,34 @@ def test_the_user_sees_one_line_in_a_real_process():
     )
     assert done.returncode == 2
     _one_line_error(done.stderr)
+
+
+@pytest.fixture
+def recorded(pg_url):
+    """An ensemble of seed 1 with two trials; its id."""
+    from records_factory import FAST_RETRY, new_ensemble, ok_trial
+
+    from cluster.records.recorder import Recorder
+
+    with Recorder(pg_url, retry=FAST_RETRY) as recorder:
+        recorder.migrate()
+        ensemble_id = new_ensemble(recorder, seeds=(1,), budget=2)
+        recorder.record_trials(ensemble_id, [ok_trial(1, 0, score=0.5), ok_trial(1, 1)])
+    return pg_url, str(ensemble_id)
+
+
+@pytest.mark.postgres
+@pytest.mark.reliability("defect-2")
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "digest"])
+@pytest.mark.parametrize("where", ["missing-dir", "a-directory"])
+def test_export_to_a_bad_output_path_exits_2_naming_it(recorded, tmp_path, capsys, fmt, where):
+    url, ensemble = recorded
+    output = tmp_path / "nonexistent" / "f.out" if where == "missing-dir" else tmp_path
+    before = sorted(tmp_path.rglob("*"))
+    code = main(["export", ensemble, "--format", fmt, "--output", str(output),
+                 "--database-url", url])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert str(output) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert sorted(tmp_path.rglob("*")) == before  # nothing written
