@@ -64,10 +64,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code (argparse exits 2 itself on a usage error).
+
+    Output into a pipe whose reader is gone (`... | head`) ends the command quietly
+    with exit code 1: no traceback, no message.
+    """
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_FAILED
+    except SystemExit:  # argparse's --help and usage errors
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _discard_stdout()
+        raise
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
+    except BrokenPipeError:
+        raise
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_INPUT

@@ -129,3 +129,40 @@ def test_export_to_a_bad_output_path_exits_2_naming_it(recorded, tmp_path, capsy
     assert str(output) in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert sorted(tmp_path.rglob("*")) == before  # nothing written
+
+
+def _into_a_closed_pipe(*argv: str) -> subprocess.CompletedProcess:
+    """`python -m cluster ARGV` with stdout a pipe whose reader is already gone (as after
+    `| head` stopped reading): every write to stdout fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "cluster", *argv],
+            cwd="/tmp",
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.postgres
+@pytest.mark.reliability("defect-3")
+def test_output_into_a_closed_pipe_ends_quietly(recorded, tmp_path):
+    url, ensemble = recorded
+    for argv in (
+        ["data", "show", "--synthetic", "--timeframe", "5m", "--start", "2024-01-01",
+         "--bars", "100", "--cache-dir", str(tmp_path)],
+        ["export", ensemble, "--database-url", url],
+        ["list", "--database-url", url],
+        ["--help"],
+    ):  # fmt: skip
+        done = _into_a_closed_pipe(*argv)
+        # (data show writes its one-line summary to stderr, which is still open)
+        assert "BrokenPipe" not in done.stderr and "error" not in done.stderr, (argv, done)
+        assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+        assert done.returncode == (0 if argv == ["--help"] else 1), (argv, done.stderr)
