@@ -3,6 +3,7 @@ pipes and the CSV's numbers. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -166,3 +167,38 @@ def test_output_into_a_closed_pipe_ends_quietly(recorded, tmp_path):
         assert "BrokenPipe" not in done.stderr and "error" not in done.stderr, (argv, done)
         assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
         assert done.returncode == (0 if argv == ["--help"] else 1), (argv, done.stderr)
+
+
+@pytest.mark.reliability("defect-7")
+def test_csv_numbers_are_decimals_that_read_back_bit_for_bit():
+    import io
+    import struct
+
+    import pandas as pd
+    from records_factory import SPEC_ID, ok_metrics
+
+    from cluster.records.export import COLUMNS, build_export, write_csv
+    from cluster.records.types import TrialRecord
+
+    awkward = [0.1 + 0.2, 5e-324, -0.0, 1 / 3, 2.0**-1074 * 3, 123456789.12345679]
+    trials = [
+        TrialRecord.ok(SPEC_ID, 7, i, {"x": value, "k": i}, ok_metrics(value, sortino=-value))
+        for i, value in enumerate(awkward)
+    ]
+    out = io.StringIO()
+    write_csv(build_export(trials), out)
+    assert "0x" not in out.getvalue()
+    frame = pd.read_csv(io.StringIO(out.getvalue()))
+    assert tuple(frame.columns) == COLUMNS
+    assert frame["score"].dtype == "float64" and frame["sortino"].dtype == "float64"
+
+    def bits(values):
+        return [struct.pack("<d", float(v)) for v in values]
+
+    assert bits(frame["score"]) == bits(awkward)
+    assert bits(frame["sortino"]) == bits(-v for v in awkward)
+    params = [json.loads(text) for text in frame["params"]]
+    assert bits(p["x"] for p in params) == bits(awkward)
+    assert [p["k"] for p in params] == list(range(len(awkward)))
+    assert frame["score"].tolist()[0] == 0.30000000000000004  # repr, not 17 digits
+    assert "0.30000000000000004," in out.getvalue()
