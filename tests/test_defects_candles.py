@@ -4,16 +4,21 @@ zero. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURE_CANDLES
+from conftest import FIXTURE_CANDLES, REPO_ROOT
 from exchange_replay import ReplayExchange, read_candles, replay_exchange
 
-from cluster.candles.cache import CacheKey
+from cluster.candles.cache import CacheKey, read_cache
 from cluster.candles.dataset import load_candles
 from cluster.candles.exchange import DownloadSettings
 from cluster.candles.sources import CcxtSource, ParquetSource
@@ -81,3 +86,41 @@ def test_a_missing_price_names_its_row_time_and_column(writer, tmp_path, capsys)
                    caught.value.problems)  # fmt: skip
     assert main(["data", "show", "--parquet", str(path), "--timeframe", "5m"]) == 2
     assert f"row 7 ({time}): close" in capsys.readouterr().err
+
+
+# --- defect 4: temporary files of a killed cache write ------------------------------------
+
+
+def fetch_command(server: ReplayExchange, cache: Path, first: int, stop: int) -> list[str]:
+    source = five(first, stop)
+    return [
+        sys.executable, "-m", "cluster", "data", "fetch", "--exchange", "binanceus",
+        "--pair", "BTC/USDT", "--timeframe", "5m", "--start", format_utc(source.start),
+        "--end", format_utc(source.end), "--api-url", server.url, "--cache-dir", str(cache),
+        "--retries", "1", "--timeout", "2", "--no-progress",
+    ]  # fmt: skip
+
+
+def run_fetch(argv: list[str], **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **env}
+    return subprocess.run(
+        argv, cwd="/tmp", env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.mark.reliability("defect-4")
+def test_temporary_files_of_a_killed_cache_write_are_removed_by_the_next_fetch(
+    replay: ReplayExchange, tmp_path: Path
+) -> None:
+    killed = run_fetch(
+        fetch_command(replay, tmp_path, 0, 600), REPROTUNE_TEST_KILL_IN_CACHE_WRITE="1"
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    path = KEY.path(tmp_path)
+    assert list(path.parent.glob("*.tmp")), "the fault left no temporary file"
+    assert not path.exists()
+    done = run_fetch(fetch_command(replay, tmp_path, 0, 600))
+    assert done.returncode == 0, done.stderr
+    assert list(path.parent.glob("*.tmp")) == []
+    cached = read_cache(path, KEY)
+    assert cached is not None and cached.covered == ((int(TS[0]), int(TS[600])),)
