@@ -20,7 +20,8 @@ from exchange_replay import ReplayExchange, read_candles, replay_exchange
 
 from cluster.candles.cache import CacheKey, read_cache
 from cluster.candles.dataset import load_candles
-from cluster.candles.exchange import DownloadSettings
+from cluster.candles.exchange import DownloadSettings, ExchangeUnavailable
+from cluster.candles.incremental import ensure_cached
 from cluster.candles.sources import CcxtSource, ParquetSource
 from cluster.candles.times import format_utc
 from cluster.cli import main
@@ -124,3 +125,54 @@ def test_temporary_files_of_a_killed_cache_write_are_removed_by_the_next_fetch(
     assert list(path.parent.glob("*.tmp")) == []
     cached = read_cache(path, KEY)
     assert cached is not None and cached.covered == ((int(TS[0]), int(TS[600])),)
+
+
+# --- defect 5: a refresh whose candles break the cleaning rules ---------------------------
+
+
+@pytest.mark.reliability("defect-5")
+def test_a_refresh_that_fails_cleaning_leaves_the_cache_as_it_was(
+    replay: ReplayExchange, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = five(0, 2500)
+    ensure_cached(source, tmp_path, quick(replay, page_limit=500))
+    path = KEY.path(tmp_path)
+    before = path.read_bytes()
+    # The exchange revises two candles: one so that high < close (breaks a rule), one
+    # valid (the refresh must not take it either: all or nothing).
+    replay.revise("BTC/USDT", "5m", int(TS[2200]), high=float(FIVE.close[2200]) - 1.0)
+    replay.revise("BTC/USDT", "5m", int(TS[100]), volume=float(FIVE.volume[100]) + 1.0)
+    argv = [a for a in fetch_command(replay, tmp_path, 0, 2500)[3:] if a != "--no-progress"]
+    replay.clear_log()
+    assert main([*argv, "--refresh"]) == 2
+    err = capsys.readouterr().err
+    assert f"({format_utc(int(TS[2200]))}): high" in err and "left as it was" in err
+    assert len(replay.klines_requests()) == 3  # it really downloaded the range again
+    assert path.read_bytes() == before
+    assert list(path.parent.glob("*.tmp")) == []
+
+
+# --- defect 9: an interrupted download resumes where it stopped --------------------------
+
+
+def starts(server: ReplayExchange) -> list[int]:
+    return [int(params["startTime"]) for params in server.klines_requests()]
+
+
+@pytest.mark.reliability("defect-9")
+def test_an_interrupted_download_of_any_size_resumes_after_its_last_finished_page(
+    replay: ReplayExchange, tmp_path: Path
+) -> None:
+    # Six pages of 500; the exchange fails for good from the fifth request on. Every
+    # other setting is the default (the cache used to be written every 50,000 candles).
+    replay.faults.fail_after_requests = 4
+    with pytest.raises(ExchangeUnavailable):
+        ensure_cached(five(0, 3000), tmp_path, quick(replay, page_limit=500))
+    cached = read_cache(KEY.path(tmp_path), KEY)
+    assert cached is not None and cached.covered == ((int(TS[0]), int(TS[2000])),)
+    replay.faults.fail_after_requests = None
+    replay.clear_log()
+    content, _ = ensure_cached(five(0, 3000), tmp_path, quick(replay, page_limit=500))
+    assert starts(replay) == [int(TS[2000]), int(TS[2499]) + 1]
+    assert content.covered == ((int(TS[0]), int(TS[3000])),)
+    assert np.array_equal(content.columns.close, FIVE.close[:3000])
