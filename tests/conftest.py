@@ -265,35 +265,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     for item in items:
         for marker in item.iter_markers("reliability"):
-            if len(marker.args) != 1 or marker.args[0] not in SCENARIOS:
+            if not marker.args or not set(marker.args) <= set(SCENARIOS):
                 raise pytest.UsageError(
-                    f"{item.nodeid}: reliability marker {marker.args} is not one id of "
-                    "tests/reliability.py"
+                    f"{item.nodeid}: reliability marker {marker.args} names no id, or one "
+                    "that is not in tests/reliability.py"
                 )
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    marker_ids = [
-        value for key, value in report.user_properties if key == "reliability"
-    ]  # set by pytest_runtest_setup below
-    if not marker_ids:
-        return
-    record = _reliability_results.setdefault(
-        report.nodeid,
-        {"id": marker_ids[0], "nodeid": report.nodeid, "outcome": "passed", "duration_s": 0.0},
-    )
-    record["duration_s"] = float(str(record["duration_s"])) + report.duration
-    if report.failed:
-        record["outcome"] = "failed"
-    elif report.skipped and record["outcome"] == "passed":
-        record["outcome"] = "skipped"
+    """One record per (test, id) of its reliability markers (set up below)."""
+    for key, entry in report.user_properties:
+        if key != "reliability":
+            continue
+        record = _reliability_results.setdefault(
+            f"{entry} {report.nodeid}",
+            {"id": entry, "nodeid": report.nodeid, "outcome": "passed", "duration_s": 0.0},
+        )
+        record["duration_s"] = float(str(record["duration_s"])) + report.duration
+        if report.failed:
+            record["outcome"] = "failed"
+        elif report.skipped and record["outcome"] == "passed":
+            record["outcome"] = "skipped"
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    marker = item.get_closest_marker("reliability")
-    if marker is not None:
-        item.user_properties.append(("reliability", marker.args[0]))
+    for marker in item.iter_markers("reliability"):
+        item.user_properties.extend(("reliability", entry) for entry in marker.args)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

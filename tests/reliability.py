@@ -2,9 +2,9 @@
 it injects and what it checks, so that RELIABILITY.md can be generated from a test run
 instead of typed by hand.
 
-A test belongs to an entry by its marker, `@pytest.mark.reliability("fault-5")`; an
-entry may have several tests (all must pass). Collection fails on an id that is not
-below, so the table and the tests cannot drift apart.
+A test belongs to an entry by its marker, `@pytest.mark.reliability("fault-5")` (a test
+may name several entries); an entry may have several tests (all must pass). Collection
+fails on an id that is not below, so the table and the tests cannot drift apart.
 
     .venv/bin/python -m pytest -m reliability --reliability-json=reliability.json
     .venv/bin/python tests/reliability.py reliability.json > RELIABILITY.md
