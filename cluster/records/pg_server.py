@@ -29,17 +29,14 @@ Contract of `embedded_server(data_dir)`:
 - Nothing is created (no directory, no lock file) before the data dir is known to be
   reachable by the server's user.
 
-Test hook (never set outside tests): `REPROTUNE_TEST_SIGNAL_IN_PG_START=POINT:SIGNAL`
-sends SIGNAL (SIGKILL, SIGTERM, SIGINT) to this process at POINT: `initdb` (while the
-first initdb runs; it is frozen with SIGSTOP first, so that one outliving its owner
-would stay for a test to see), `start` (while `pg_ctl start` runs), `started` (the
-server is up, this process not yet registered) or `serving` (registered).
+Test hook (cluster.records.pg_programs): `REPROTUNE_TEST_SIGNAL_IN_PG_START=POINT:SIGNAL`
+signals this process at POINT: `initdb` (while the first initdb runs), `start` (while
+`pg_ctl start` runs), `started` (the server is up, this process not yet registered) or
+`serving` (registered).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import fcntl
 import hashlib
 import json
@@ -47,19 +44,24 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import stat
 import subprocess
-import sys
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cluster.errors import InvalidInput
 from cluster.records.pg_binaries import POSTGRES_MAJOR, bin_dir_for, unreachable_dir
+from cluster.records.pg_programs import (
+    PROGRAM_TIMEOUT_S,
+    EmbeddedServerError,
+    HeldSignals,
+    kill_programs_on,
+    run_server_program,
+    signal_hook,
+    sigterm_interrupts,
+)
 
 SERVER_SYSTEM_USER = "pgserver"  # the wheel's choice, so both share one system user
 SUPERUSER = "postgres"
@@ -67,16 +69,11 @@ PORT = 5432  # only names the socket file: the server has no TCP listener
 HANDLES_FILE = ".handle_pids.json"
 LOG_FILE = "server.log"
 SOCKET_PATH_LIMIT = 100  # bytes; sun_path holds 108 on Linux, 104 on macOS
-PG_CTL_TIMEOUT_S = 60
-SIGNAL_HOOK = "REPROTUNE_TEST_SIGNAL_IN_PG_START"
+PG_CTL_TIMEOUT_S = PROGRAM_TIMEOUT_S
 
 # Per process, how many `embedded_server` contexts use each data dir: the pid is
 # registered once, and only the last context of this process unregisters it.
 _USERS_IN_PROCESS: dict[Path, int] = {}
-
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be started or stopped; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -152,77 +149,19 @@ def embedded_server(
     if user is not None:  # before anything is created on the way
         _check_reachable(user, _nearest_existing(data_dir.parent))
     bin_dir = bin_dir_for(user)
-    with _sigterm_interrupts():
-        held = _HeldSignals()
+    with sigterm_interrupts():
+        held = HeldSignals()
         with held, _dir_lock(data_dir):
             server = _join_or_start(data_dir, bin_dir, user, dict(settings or {}))
         try:
             held.deliver()  # a signal that came during start-up: leave at once
-            _signal_hook("serving")
+            signal_hook("serving")
             yield server
         finally:
-            held = _HeldSignals()
+            held = HeldSignals()
             with held, _dir_lock(data_dir):
                 _leave(server)
             held.deliver()
-
-
-class _HeldSignals:
-    """SIGINT and SIGTERM are recorded, not acted on, inside the block (main thread only);
-    `deliver()` raises them again once the previous handlers are back."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self._caught: list[int] = []
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _HeldSignals:
-        if threading.current_thread() is threading.main_thread():
-            for number in self.SIGNALS:
-                self._previous[number] = signal.signal(number, self._hold)
-        return self
-
-    def _hold(self, number: int, frame: object) -> None:
-        self._caught.append(number)
-
-    def __exit__(self, *exc_info: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, signal.SIG_DFL if handler is None else handler)
-        self._previous.clear()
-
-    def deliver(self) -> None:
-        caught, self._caught = self._caught, []
-        for number in dict.fromkeys(caught):
-            signal.raise_signal(number)
-
-
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt (as Ctrl-C does) while the server is in use, when
-    nothing else handles it: the default would end the process without stopping it."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield
-        return
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGTERM) is signal.default_int_handler:  # still ours
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _signal_hook(point: str, program: subprocess.Popen[str] | None = None) -> None:
-    """The test hook of the module docstring."""
-    where, _, name = os.environ.get(SIGNAL_HOOK, "").partition(":")
-    if where != point or name not in ("SIGKILL", "SIGTERM", "SIGINT"):
-        return
-    if program is not None and point == "initdb":
-        program.send_signal(signal.SIGSTOP)
-    os.kill(os.getpid(), getattr(signal, name))
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -252,7 +191,7 @@ def _join_or_start(
         except EmbeddedServerError as error:
             tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
             raise EmbeddedServerError("\n".join([str(error), f"end of {log}:", *tail])) from None
-        _signal_hook("started")
+        signal_hook("started")
     _write_owners(data_dir, [*owners, os.getpid()])
     _USERS_IN_PROCESS[data_dir] = 1
     return _running_server(data_dir, bin_dir, user)
@@ -367,7 +306,7 @@ def _prepare_data_dir(data_dir: Path, bin_dir: Path, user: str | None) -> None:
         )
     staging = data_dir.with_name(f".{data_dir.name}.initdb")
     if staging.exists():  # left by a killed initdb: never used
-        _kill_programs_on(staging)
+        kill_programs_on(staging)
         shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700)
     if user is not None:
@@ -388,25 +327,6 @@ def _prepare_data_dir(data_dir: Path, bin_dir: Path, user: str | None) -> None:
     if data_dir.exists():
         data_dir.rmdir()
     staging.rename(data_dir)
-
-
-def _kill_programs_on(directory: Path) -> None:
-    """Kill what still runs on `directory` (an initdb whose owner was SIGKILLed where
-    programs do not die with their parent). The caller holds the data dir's lock, so no
-    live command can be using it."""
-    import psutil
-
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if str(directory) in " ".join(process.info["cmdline"] or []):
-                found.extend([*process.children(recursive=True), process])
-        except psutil.Error:
-            continue
-    for process in found:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(found, timeout=PG_CTL_TIMEOUT_S)
 
 
 def _check_version(data_dir: Path, bin_dir: Path) -> None:
@@ -466,56 +386,3 @@ def _pg_ctl(
         *args,
         hook=hook,
     )
-
-
-def run_server_program(program: Path, user: str | None, *args: str, hook: str = "") -> None:
-    """Run a PostgreSQL program (as `user` when given); raise with its output on failure.
-
-    On Linux the program is SIGKILLed if this process dies first (a SIGKILLed command
-    must not leave an initdb writing into a data dir the next command is making).
-    """
-    command = [str(program), *args]
-    process = subprocess.Popen(
-        command,
-        user=user,
-        cwd="/",  # the server user may not be allowed into our working directory
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=_die_with_parent if _PRCTL is not None else None,
-    )
-    with process:
-        if hook:
-            _signal_hook(hook, process)
-        try:
-            output, _ = process.communicate(timeout=PG_CTL_TIMEOUT_S + 10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise EmbeddedServerError(f"{program.name} {' '.join(args)} did not finish") from None
-        except BaseException:
-            process.kill()
-            raise
-    if process.returncode != 0:
-        raise EmbeddedServerError(
-            f"{program.name} {' '.join(args)} failed (exit {process.returncode}): {output.strip()}"
-        )
-
-
-def _load_prctl() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-_PRCTL = _load_prctl()
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec (after its user changed, which would clear it)."""
-    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
