@@ -38,6 +38,7 @@ from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
 from cluster.records.database import database, resolve_database_url
 from cluster.records.recorder import Recorder
+from cluster.records.retry import RetryPolicy
 from cluster.records.types import (
     EnsembleRecord,
     EnsembleStatus,
@@ -69,6 +70,7 @@ class RunOptions:
     dashboard: bool = False
     exchange_url: str | None = None
     out: IO[str] | None = None
+    records_retry: RetryPolicy | None = None  # None: the recorder's default budget
 
     def download_settings(self) -> DownloadSettings:
         """How a ccxt source's candles are fetched (a mirror replaces the exchange's URL)."""
@@ -108,7 +110,10 @@ def run_job(
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
     searchers = {seed: new_searcher(spec, seed) for seed in spec.seeds}
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         earlier = recorder.ensembles_of_spec(spec.spec_id)
         ensemble_id = uuid.uuid4()
@@ -166,8 +171,31 @@ def execute_ensemble(
     """Run the seeds of `searchers` to the end and record them (steps 4-5 above).
 
     The caller holds the ensemble's lock. `recorded` are trials already in the records
-    (a resume): they count towards progress and are never run again.
+    (a resume): they count towards progress and are never run again. PostgreSQL lost
+    for longer than the recorder's retry budget stops the run as `Interrupted` (exit
+    3), naming the database: what was committed stays, and `resume` finishes it.
     """
+    try:
+        _execute(recorder, ensemble_id, spec, dataset, searchers, settings, kind, recorded,
+                 platform_change_allowed)  # fmt: skip
+    except RecordsUnavailable as error:
+        raise Interrupted(
+            f"{error}; the trials recorded so far are kept: once the database is back, "
+            f"python -m cluster resume {ensemble_id}"
+        ) from None
+
+
+def _execute(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    searchers: Mapping[int, SeededSearcher],
+    settings: RunOptions,
+    kind: RunKind,
+    recorded: Mapping[int, list[TrialRecord]] | None,
+    platform_change_allowed: bool,
+) -> None:
     out = settings.out or sys.stdout
     recorded = recorded or {}
     run = RunRecord(
@@ -213,6 +241,8 @@ def execute_ensemble(
     finally:
         progress.close()
     error = switch.error or end.error
+    if isinstance(error, RecordsUnavailable):
+        raise error  # no status can be written now (see execute_ensemble)
     complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
     for seed in complete:
         recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)

@@ -53,7 +53,10 @@ def resume_job(ensemble: str | uuid.UUID, **options: Any) -> uuid.UUID:
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         ensemble_id = recorder.find_ensemble(str(ensemble))
         detail = recorder.ensemble_detail(ensemble_id)

@@ -151,7 +151,10 @@ def rerun_and_verify(ensemble: str | uuid.UUID, **options: Any) -> bool:
 
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         original = recorder.ensemble_detail(recorder.find_ensemble(str(ensemble)))
         spec = recorded_spec(original, recorder.runs(original.id))
