@@ -92,8 +92,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "fault-5",
         "PostgreSQL restarted mid-run, or down past the retry budget",
-        "a fast restart (pg_ctl restart -m fast) right after the 9th recorded trial; a stop "
-        "after the 9th recorded trial, longer than the retry budget",
+        "a fast restart (pg_ctl restart -m fast) right after the 6th recorded trial; a stop "
+        "after the 6th recorded trial, longer than the retry budget",
         "the server log shows the shutdown; the run completes, golden digest, no duplicate; "
         "down: Interrupted (exit 3) naming the database, then resume: golden",
     ),
