@@ -11,6 +11,9 @@ process to `n` or more (the Nth recorded row).
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -114,3 +117,29 @@ def after_recorded(
 
     monkeypatch.setattr(Recorder, "record_trials", record_trials)
     yield fired
+
+
+RUNNER = Path(__file__).resolve().parent / "job_runner.py"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def driver_command(*args: str) -> list[str]:
+    """The command line as a driver process of its own (tests/job_runner.py)."""
+    return [sys.executable, str(RUNNER), *args]
+
+
+def driver_environment(**env: str) -> dict[str, str]:
+    environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **env}
+    environment.pop("RAY_ADDRESS", None)
+    return environment
+
+
+def driver(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        driver_command(*args),
+        cwd="/tmp",
+        env=driver_environment(**env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -10,17 +10,26 @@ scenario needs driver processes of their own (two drivers).
 from __future__ import annotations
 
 import io
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+import psutil
+import psycopg
 import pytest
 from conftest import fresh_database
 from faults import (
+    JOB_TOML,
     RETRY,
     TOTAL,
     after_recorded,
     assert_golden,
     digest,
+    driver,
+    driver_command,
+    driver_environment,
     run,
     trial_rows,
 )
@@ -164,3 +173,67 @@ def test_an_ensemble_whose_commit_reply_was_lost_ends_golden(proxied, golden, tm
     ensemble = run(url, tmp_path)
     assert proxy.dropped == 1
     assert_golden(url, golden, ensemble)
+
+
+# --- fault 7: two drivers for one ensemble ------------------------------------------------
+
+
+def lock_holders(url: str) -> list[str]:
+    """application_name of every session holding an advisory lock."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a "
+            "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def records_state(url: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        return (
+            conn.execute("SELECT count(*) FROM trials").fetchone(),
+            conn.execute("SELECT id, outcome FROM ensemble_runs ORDER BY id").fetchall(),
+            conn.execute("SELECT seed, status::text FROM training_jobs ORDER BY seed").fetchall(),
+            conn.execute("SELECT status::text FROM ensembles").fetchall(),
+        )
+
+
+@pytest.mark.reliability("fault-7")
+def test_a_second_driver_for_a_running_ensemble_is_refused_before_ray_and_writes(
+    pg_url, golden, tmp_path
+):
+    job = tmp_path / "job.toml"
+    job.write_text(JOB_TOML)
+    common = ["--database-url", pg_url, "--storage-path", str(tmp_path / "tune"), "--no-progress"]
+    killed = driver("run", str(job), *common, REPROTUNE_TEST_KILL_AFTER_RECORDED="6")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    ensemble = killed.stdout.split()[1]
+
+    first = subprocess.Popen(
+        driver_command("resume", ensemble, *common), cwd="/tmp", env=driver_environment(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        holder = f"reprotune driver pid {first.pid} on "
+        deadline = time.monotonic() + 300  # a bound on a wait for a state, not a timing
+        while not any(name.startswith(holder) for name in lock_holders(pg_url)):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first driver never took the lock"
+            time.sleep(0.02)
+        psutil.Process(first.pid).suspend()  # it holds the lock, and will keep it
+        before = records_state(pg_url)
+        # The second driver is pointed at a Ray that does not exist: had it got as far
+        # as starting Ray, it would fail with that instead of the refusal.
+        second = driver("resume", ensemble, *common, "--address", "127.0.0.1:1")
+        assert second.returncode == 1, second.stderr
+        assert f"is running elsewhere ('{holder}" in second.stderr
+        assert "Traceback" not in second.stderr and len(second.stderr.splitlines()) == 1
+        assert records_state(pg_url) == before  # it wrote nothing
+        psutil.Process(first.pid).resume()
+        _, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert_golden(pg_url, golden)
