@@ -95,6 +95,7 @@ def test_pagination_across_pages_gives_the_source_row_for_row(
     assert client.page_limit() == 1000  # capped at the exchange's documented maximum
 
 
+@pytest.mark.reliability("fault-9")
 def test_short_pages_mid_range_do_not_end_the_download(
     replay: ReplayExchange, tmp_path: Path
 ) -> None:
@@ -110,6 +111,7 @@ def test_short_pages_mid_range_do_not_end_the_download(
     assert report.stats[0].gap_requests == 0
 
 
+@pytest.mark.reliability("fault-9")
 def test_overlapping_pages_collapse(replay: ReplayExchange, tmp_path: Path) -> None:
     # Pages that also carry the 7 rows before startTime (ccxt drops rows before `since`)
     # and repeat their own first 3 rows (these reach the download and must collapse).
@@ -121,6 +123,7 @@ def test_overlapping_pages_collapse(replay: ReplayExchange, tmp_path: Path) -> N
     assert report.stats[0].pages == 6 and report.stats[0].collapsed_duplicates == 6 * 3
 
 
+@pytest.mark.reliability("fault-9")
 def test_a_gap_is_requested_again_before_it_counts(replay: ReplayExchange, tmp_path: Path) -> None:
     replay.faults.omitted_once = {int(TS[1500]), int(TS[1501]), int(TS[3200])}
     dataset = load_candles(five(0, 5000), cache_dir=tmp_path, settings=fast(replay))
@@ -210,6 +213,7 @@ def test_the_local_clock_stands_in_when_the_exchange_has_none(
 # --- errors and retries ----------------------------------------------------------------------
 
 
+@pytest.mark.reliability("fault-9")
 def test_a_429_is_retried_after_its_retry_after(replay: ReplayExchange, tmp_path: Path) -> None:
     replay.faults.rate_limited, replay.faults.retry_after = 1, "1"
     sleeps: list[float] = []
@@ -225,6 +229,7 @@ def test_a_429_is_retried_after_its_retry_after(replay: ReplayExchange, tmp_path
     assert starts(replay)[:2] == [int(TS[0]), int(TS[0])]
 
 
+@pytest.mark.reliability("fault-9")
 @pytest.mark.parametrize("fault", ["timeout", "server_error"])
 def test_a_timeout_or_5xx_is_retried(fault: str, replay: ReplayExchange, tmp_path: Path) -> None:
     if fault == "timeout":
@@ -244,6 +249,7 @@ def test_a_timeout_or_5xx_is_retried(fault: str, replay: ReplayExchange, tmp_pat
     assert starts(replay)[: len(expected) + 1] == [int(TS[0])] * (len(expected) + 1)
 
 
+@pytest.mark.reliability("fault-9")
 def test_retries_exhausted_stop_with_a_resumable_error(
     replay: ReplayExchange, tmp_path: Path
 ) -> None:
@@ -281,6 +287,7 @@ def test_an_authentication_error_fails_at_once(replay: ReplayExchange, tmp_path:
     assert len(replay.klines_requests()) == 1
 
 
+@pytest.mark.reliability("fault-9")
 def test_conflicting_duplicates_stop_the_download(replay: ReplayExchange, tmp_path: Path) -> None:
     replay.faults.conflicting_duplicate_at = int(TS[2500])
     with pytest.raises(ConflictingCandles, match=format_utc(int(TS[2500]))) as caught:
@@ -320,6 +327,7 @@ def test_an_extension_requests_only_the_missing_range(
     assert cached is not None and cached.covered == ((int(TS[500]), int(TS[3500])),)
 
 
+@pytest.mark.reliability("fault-9")
 def test_a_corrupt_cache_file_is_fetched_again(
     replay: ReplayExchange, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -383,6 +391,7 @@ def test_the_fingerprint_is_the_same_from_cache_parquet_and_download(
     assert (downloaded.manifest.exchange, downloaded.manifest.pair) == ("binanceus", "BTC/USDT")
 
 
+@pytest.mark.reliability("fault-9")
 def test_with_a_checkpoint_after_every_page_a_failure_resumes_after_the_last_page(
     replay: ReplayExchange, tmp_path: Path
 ) -> None:
