@@ -35,6 +35,7 @@ from cluster.job.spec import (
     JobSpec,
     LastCandles,
 )
+from search.grid import GRID_LIMIT
 from search.registry import SEARCHERS, make_searcher, option_problems, searcher_defaults
 from search.space import IntRange, Space
 from trainable.declaration import DEFAULT_FEE, DEFAULT_MIN_TRADES, DEFAULT_SLIPPAGE, SCORE_PENALTY
@@ -325,6 +326,9 @@ def _strategy(value: object, problems: list[str]) -> tuple[str, Space | None]:
         return DEFAULT_STRATEGY, None
     problems += _unknown(value, ("name", "space"), "strategy.")
     name = value.get("name", DEFAULT_STRATEGY)
+    if not isinstance(name, str):
+        problems.append(f"strategy.name: expected a strategy's name, got {name!r}")
+        return DEFAULT_STRATEGY, None
     try:
         strategy = get_strategy(name)
     except KeyError as error:
@@ -394,6 +398,11 @@ def _searcher(
         resolved["values"] = _grid_values(resolved["values"], space)
     if space is None or iterations is None:
         return kind, resolved
+    if kind == "grid":
+        too_large = _grid_too_large(space, resolved)
+        if too_large:
+            problems.append(f"searcher: {too_large}")
+            return None, None
     try:  # the searcher checks its own option values and budget
         make_searcher(
             kind, space=space, seed=0, iterations=iterations, invalid_score=SCORE_PENALTY,
@@ -403,6 +412,32 @@ def _searcher(
         problems.append(f"searcher: {error}")
         return None, None
     return kind, resolved
+
+
+def _grid_too_large(space: Space, options: Mapping[str, Any]) -> str | None:
+    """The grid's size, computed without building it, when it is over the limit (the
+    searcher builds every axis before it checks: `points = 10**12` would exhaust memory).
+    None when within the limit or when the options are wrong (the searcher says how)."""
+    points, values = options.get("points"), options.get("values")
+    if isinstance(points, bool) or not isinstance(points, int) or not isinstance(values, Mapping):
+        return None
+    size = 1
+    for name, axis in space.items():
+        listed = values.get(name)
+        if isinstance(listed, list):
+            size *= max(1, len(listed))
+        elif axis.lower == axis.upper:
+            continue
+        elif isinstance(axis, IntRange):
+            size *= max(1, min(points, axis.upper - axis.lower + 1))
+        else:
+            size *= max(1, points)
+    if size <= GRID_LIMIT:
+        return None
+    return (
+        f"the grid has {size:,} points, more than the limit of {GRID_LIMIT:,}: use fewer "
+        "points or explicit values"
+    )
 
 
 def _grid_values(values: object, space: Space) -> object:
