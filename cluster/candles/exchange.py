@@ -101,6 +101,7 @@ class ExchangeClient:
         self._sleep = sleep
         self._local_clock = local_clock
         self._exchange: Any = None
+        self._checked: set[tuple[str, str]] = set()
 
     @property
     def exchange(self) -> Any:
@@ -171,9 +172,12 @@ class ExchangeClient:
         return server_ms
 
     def check_market(self, pair: str, timeframe: str) -> None:
-        """Markets loaded; the pair listed; the timeframe offered; else InvalidInput."""
+        """Markets loaded; the pair listed; the timeframe offered; else InvalidInput.
+        Checked once per client and market."""
         import ccxt
 
+        if (pair, timeframe) in self._checked:
+            return
         exchange = self.exchange
         self.call("load_markets", lambda: exchange.load_markets())
         if not exchange.has.get("fetchOHLCV"):
@@ -190,6 +194,7 @@ class ExchangeClient:
                 f"timeframe {timeframe!r} is not offered by {self.exchange_id} "
                 f"(it offers {', '.join(offered)})"
             )
+        self._checked.add((pair, timeframe))
 
     def page_limit(self) -> int:
         """Candles per request: the setting, capped by the exchange's documented maximum."""

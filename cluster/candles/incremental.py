@@ -92,13 +92,20 @@ def ensure_cached(
     key = CacheKey(source.exchange, source.pair, source.timeframe)
     path = key.path(cache_root)
     report = FetchReport(path)
+    client: ExchangeClient | None = None
+    if not path.exists():  # a new market: check it before anything is created for it
+        client = client_factory(source.exchange, settings)
+        try:
+            client.check_market(source.pair, source.timeframe)
+        finally:
+            report.requests = client.requests
     with cache_lock(path):
         content = read_cache(path, key) or CacheContent.empty()
         span = (source.start, source.end)
         missing = [span] if refresh else subtract_ranges(span, list(content.covered))
         if not missing:
             return content, report
-        client = client_factory(source.exchange, settings)
+        client = client or client_factory(source.exchange, settings)
         try:
             content = _fetch(client, source, content, missing, path, key, report, refresh)
         finally:
