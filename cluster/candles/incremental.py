@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -142,22 +143,25 @@ def _fetch(
             try:
                 for final_end in download.pages(bar):
                     if final_end < high and store.due():
-                        content = store.write(_taken(content, download, low, final_end, source))
+                        content = store.write(
+                            partial(_taken, content, download, low, final_end, source)
+                        )
             except BaseException as error:
                 # Keep the finished pages, unless the exchange's data itself is wrong.
                 if not isinstance(error, InvalidInput) and download.final_end > low:
                     with contextlib.suppress(Exception):
-                        store.write(_taken(content, download, low, download.final_end, source))
+                        end = download.final_end
+                        store.write(partial(_taken, content, download, low, end, source))
                 raise
             got = download.result()
             report.stats.append(got.stats)
             if refresh:
                 _, old_rows = content.rows_in(low, high)
                 report.revisions.extend(_compare_rows(old_rows, got.rows))
-            content = _taken(content, download, low, high, source, refresh=refresh)
+            content = store.write(
+                partial(_taken, content, download, low, high, source, refresh=refresh)
+            )
             report.fetched.append((low, high))
-            if not refresh:
-                content = store.write(content)
     if refresh:
         _check_refreshed(content, missing, source)
         write_cache(path, key, content)
@@ -180,9 +184,11 @@ class _Checkpoints:
         wait = 10 * self._cost if self._every_s is None else self._every_s
         return time.monotonic() - self._last >= wait
 
-    def write(self, content: CacheContent) -> CacheContent:
+    def write(self, make: Callable[[], CacheContent]) -> CacheContent:
+        """`make()`'s content, written when enabled (its making counts in the cost)."""
+        began = time.monotonic()
+        content = make()
         if self._enabled:
-            began = time.monotonic()
             write_cache(self._path, self._key, content)
             self._last = time.monotonic()
             self._cost = self._last - began
