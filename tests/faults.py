@@ -3,9 +3,10 @@ digest, a driver run in this process, and the checks every scenario ends with.
 
 The job: the toy bowl (tests/job_strategies.py) on synthetic candles, Bayesian search
 in batches of 4, 8 trials for each of two seeds: 16 records, ~1 s of Tune per run.
-Faults fire at a deterministic point, never after a sleep: `after_recorded(n, fault)`
-runs `fault` once, right after the commit that brings the trials recorded by this
-process to `n` or more (the Nth recorded row).
+Faults fire at a deterministic point, never after a sleep: `at_recorded(n, fault)` runs
+`fault` once, right before the write that brings the trials recorded by this process to
+`n` or more (the Nth recorded row), so that at least that write meets the fault however
+the driver batches its writes.
 """
 
 from __future__ import annotations
@@ -99,21 +100,22 @@ def assert_golden(database: str, golden: str, ensemble: uuid.UUID | str | None =
 
 
 @contextmanager
-def after_recorded(
+def at_recorded(
     monkeypatch: pytest.MonkeyPatch, n: int, fault: Callable[[], None]
 ) -> Iterator[list[int]]:
-    """Run `fault` once, right after the commit that brings this process's recorded
-    trials to `n` or more; yields a list that holds that count once it fired."""
+    """Run `fault` once, right before the write that brings this process's recorded
+    trials to `n` or more; yields a list that holds the count recorded before it once
+    it fired."""
     fired: list[int] = []
     recorded = [0]
     original = Recorder.record_trials
 
     def record_trials(self: Recorder, ensemble_id: uuid.UUID, trials: list[TrialRecord]) -> None:
-        original(self, ensemble_id, trials)
-        recorded[0] += len(trials)
-        if not fired and recorded[0] >= n:
+        if not fired and recorded[0] + len(trials) >= n:
             fired.append(recorded[0])
             fault()
+        original(self, ensemble_id, trials)
+        recorded[0] += len(trials)
 
     monkeypatch.setattr(Recorder, "record_trials", record_trials)
     yield fired

@@ -60,7 +60,7 @@ class PgProxy:
 
     def __exit__(self, *exc_info: object) -> None:
         self._closing = True
-        self._listener.close()
+        _close(self._listener)  # shutdown wakes the thread blocked in accept()
         with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:

@@ -92,15 +92,16 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "fault-5",
         "PostgreSQL restarted mid-run, or down past the retry budget",
-        "a fast restart (pg_ctl restart -m fast) right after the 6th recorded trial; a stop "
-        "after the 6th recorded trial, longer than the retry budget",
+        "a fast restart (pg_ctl restart -m fast) right before the write that records the "
+        "6th trial; a stop at the same point, longer than the retry budget (~1 s)",
         "the server log shows the shutdown; the run completes, golden digest, no duplicate; "
-        "down: Interrupted (exit 3) naming the database, then resume: golden",
+        "down: Interrupted (exit 3) naming the database, committed trials kept, then "
+        "resume: golden",
     ),
     Entry(
         "fault-6",
         "a connection cut after COMMIT was sent",
-        "a socket proxy forwards the COMMIT of the 2nd trial write and drops its reply",
+        "a socket proxy forwards the COMMIT of the first trial write and drops its reply",
         "the proxy dropped one reply; the retry finds the identical rows (golden, no "
         "duplicate); a retry with another payload raises NonDeterministicRetry and the "
         "stored row stays",
@@ -108,9 +109,9 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "fault-7",
         "two drivers for one ensemble",
-        "a second `resume` while the first holds the ensemble's lock",
-        "the second exits 1 naming the holder, wrote nothing, started no Ray; the first "
-        "had taken the lock before starting Ray and completes: golden",
+        "a second `resume` while the first (frozen by SIGSTOP) holds the ensemble's lock",
+        "the second exits 1 naming the holder, wrote nothing, never reached Ray (it was "
+        "given an address where nothing listens); the first then completes: golden",
     ),
     Entry(
         "fault-8",

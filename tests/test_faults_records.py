@@ -10,7 +10,6 @@ scenario needs driver processes of their own (two drivers).
 from __future__ import annotations
 
 import io
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,11 +20,10 @@ import psycopg
 import pytest
 from conftest import fresh_database
 from faults import (
-    JOB_TOML,
     RETRY,
     TOTAL,
-    after_recorded,
     assert_golden,
+    at_recorded,
     digest,
     driver,
     driver_command,
@@ -95,9 +93,9 @@ def shutdowns(server: EmbeddedServer) -> int:
 @pytest.mark.reliability("fault-5")
 def test_a_restart_mid_run_is_ridden_out(private_pg, golden, monkeypatch, tmp_path):
     url = private_pg.conninfo("records")
-    with after_recorded(monkeypatch, 6, lambda: private_pg.restart("fast")) as fired:
+    with at_recorded(monkeypatch, 6, lambda: private_pg.restart("fast")) as fired:
         ensemble = run(url, tmp_path)
-    assert fired and 6 <= fired[0] < TOTAL
+    assert fired and fired[0] < 6  # it came before a write that still had to be made
     assert shutdowns(private_pg) == 1  # the server's log shows the restart
     assert_golden(url, golden, ensemble)
 
@@ -108,7 +106,7 @@ def test_an_outage_past_the_budget_stops_resumable_and_resume_finishes(
 ):
     url = private_pg.conninfo("records")
     with (
-        after_recorded(monkeypatch, 6, lambda: pg_ctl(private_pg, "stop", "-m", "fast")) as fired,
+        at_recorded(monkeypatch, 6, lambda: pg_ctl(private_pg, "stop", "-m", "fast")) as fired,
         pytest.raises(Interrupted) as stopped,
     ):
         run(url, tmp_path)
@@ -122,7 +120,7 @@ def test_an_outage_past_the_budget_stops_resumable_and_resume_finishes(
     pg_ctl(private_pg, "start", "-l", log,
            *_start_options(private_pg.data_dir, private_pg.socket_dir, {}))  # fmt: skip
     kept = len(trial_rows(url))
-    assert fired[0] <= kept < TOTAL  # what was committed stayed; the rest was not written
+    assert kept == fired[0] < 6  # what was committed stayed; nothing after the outage
     with Recorder(url) as recorder:
         ensemble = recorder.latest_ensemble()
     resume_job(ensemble, database_url=url, storage_path=str(tmp_path / "tune"),
@@ -169,7 +167,7 @@ def test_a_lost_commit_reply_is_retried_into_the_identical_row_or_refused(proxie
 @pytest.mark.reliability("fault-6")
 def test_an_ensemble_whose_commit_reply_was_lost_ends_golden(proxied, golden, tmp_path):
     proxy, url = proxied
-    proxy.cut_trial_commit = 2
+    proxy.cut_trial_commit = 1  # (a run may commit all its trials in two writes)
     ensemble = run(url, tmp_path)
     assert proxy.dropped == 1
     assert_golden(url, golden, ensemble)
@@ -200,18 +198,26 @@ def records_state(url: str) -> tuple:
 
 @pytest.mark.reliability("fault-7")
 def test_a_second_driver_for_a_running_ensemble_is_refused_before_ray_and_writes(
-    pg_url, golden, tmp_path
+    pg_url, golden, monkeypatch, tmp_path, ray_local
 ):
-    job = tmp_path / "job.toml"
-    job.write_text(JOB_TOML)
-    common = ["--database-url", pg_url, "--storage-path", str(tmp_path / "tune"), "--no-progress"]
-    killed = driver("run", str(job), *common, REPROTUNE_TEST_KILL_AFTER_RECORDED="6")
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    ensemble = killed.stdout.split()[1]
+    # An interrupted ensemble: the database lost for good before the 6th trial's write.
+    def lost() -> None:
+        raise RecordsUnavailable("the database went away (injected)")
 
+    with at_recorded(monkeypatch, 6, lost) as fired, pytest.raises(Interrupted):
+        run(pg_url, tmp_path)
+    monkeypatch.undo()
+    assert fired and len(trial_rows(pg_url)) < TOTAL
+    with Recorder(pg_url) as recorder:
+        ensemble = str(recorder.latest_ensemble())
+
+    # The first driver joins this module's Ray (no start of its own to wait for).
+    gcs = ray_local._private.worker.global_worker.node.gcs_address
+    common = ["--database-url", pg_url, "--storage-path", str(tmp_path / "tune"), "--no-progress"]
     first = subprocess.Popen(
-        driver_command("resume", ensemble, *common), cwd="/tmp", env=driver_environment(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        driver_command("resume", ensemble, *common, "--address", gcs), cwd="/tmp",
+        env=driver_environment(RAY_AUTH_MODE="token"), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         holder = f"reprotune driver pid {first.pid} on "
