@@ -109,7 +109,12 @@ def test_the_base_job_is_valid():
 
 
 CASES = [
-    *[(path, value) for path in leaves(BASE) for value in WRONG_TYPES],
+    *[
+        (path, value)
+        for path in leaves(BASE)
+        for value in WRONG_TYPES
+        if not (type(value) is type(_leaf(path)) and value == _leaf(path))
+    ],
     *[
         (path, value)
         for path in leaves(BASE)
@@ -122,8 +127,6 @@ CASES = [
 @pytest.mark.parametrize(("path", "value"), CASES, ids=lambda v: repr(v)[:30])
 def test_every_field_of_the_wrong_type_or_out_of_range_is_named(path, value):
     table = changed(path, value)
-    if type(value) is type(_leaf(path)) and value == _leaf(path):
-        pytest.skip("the same value")
     try:
         parse_job(table)
     except InvalidInput as error:
