@@ -114,7 +114,7 @@ def _no_rows(url: str) -> bool:
          'bars = 100\ndata_seed = 1\n', "(did you mean 'iterations'?)"),
         ('iterations = 5\n[searcher]\nkind = "grid"\npoints = 1\n[data]\nkind = "synthetic"\n'
          'timeframe = "5m"\nstart = "2024-01-01"\nbars = 100\ndata_seed = 1\n',
-         "points must be an int >= 2, got 1"),
+         "points must be an int in [2, 1,000,000], got 1"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_before_ray_starts_or_anything_is_written(

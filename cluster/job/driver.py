@@ -36,8 +36,9 @@ from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
 from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
-from cluster.records.database import database
+from cluster.records.database import database, resolve_database_url
 from cluster.records.recorder import Recorder
+from cluster.records.retry import RetryPolicy
 from cluster.records.types import (
     EnsembleRecord,
     EnsembleStatus,
@@ -74,6 +75,7 @@ class RunOptions:
     dashboard: bool = False
     exchange_url: str | None = None
     out: IO[str] | None = None
+    records_retry: RetryPolicy | None = None  # None: the recorder's default budget
 
     def download_settings(self) -> DownloadSettings:
         """How a ccxt source's candles are fetched (a mirror replaces the exchange's URL)."""
@@ -100,6 +102,7 @@ def run_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
+    resolve_database_url(settings.database_url)  # a wrong URL is refused before anything
     if isinstance(spec, JobSpec):
         if seeds is not None:
             from cluster.job.parse import check_seeds
@@ -114,7 +117,10 @@ def run_job(
     spec, dataset = load_job_data(spec, settings=settings.download_settings())
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         earlier = recorder.ensembles_of_spec(spec.spec_id)
         ensemble_id = uuid.uuid4()
@@ -192,8 +198,34 @@ def execute_ensemble(
     recorded with the run, and must equal `expected_platform` (the ensemble's, on a
     resume or a rerun) unless `allow_platform_change`. `recorded` are trials already in
     the records (a resume): they count towards progress and are never run again.
+    PostgreSQL lost for longer than the recorder's retry budget stops the run as
+    `Interrupted` (exit 3), naming the database: what was committed stays, and
+    `resume` finishes it.
     """
-    recorded = recorded or {}
+    try:
+        _execute(
+            recorder, ensemble_id, spec, dataset, build_searchers, settings, kind,
+            recorded or {}, expected_platform, allow_platform_change,
+        )  # fmt: skip
+    except RecordsUnavailable as error:
+        raise Interrupted(
+            f"{error}; the trials recorded so far are kept: once the database is back, "
+            f"python -m cluster resume {ensemble_id}"
+        ) from None
+
+
+def _execute(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    build_searchers: SearcherFactory,
+    settings: RunOptions,
+    kind: RunKind,
+    recorded: Mapping[int, list[TrialRecord]],
+    expected_platform: Mapping[str, Any] | None,
+    allow_platform_change: bool,
+) -> None:
     warm_kernel = spec.strategy == DEFAULT_STRATEGY
     with (
         suggestion_pool(spec, settings) as pool,
@@ -226,6 +258,8 @@ def execute_ensemble(
             )
         finally:
             progress.close()
+    if isinstance(end.error, RecordsUnavailable):
+        raise end.error  # no status can be written now (see execute_ensemble)
     ran = {
         "tune_trials": end.tune_trials,
         "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),

@@ -56,7 +56,10 @@ def resume_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         ensemble_id = recorder.find_ensemble(str(ensemble))
         detail = recorder.ensemble_detail(ensemble_id)
