@@ -4,8 +4,9 @@
         [--set name=value ...] [--fee F] [--slippage S] [--min-trades N] [--json]
 
 Defaults: the committed fixture (5,000 BTC/USDT 5m candles), 5m, the default
-parameters (the middle of every default search range). The file must be a candle
-table (trainable.candle_table) on the timeframe's grid, without gaps. Bad input
+parameters (the middle of every default search range). The file must hold the six
+candle columns and pass the same checks as a job's data: finite values, prices > 0,
+high and low around open and close, timestamps on the timeframe's grid, no gaps. Bad input
 (an unknown or mistyped parameter, a missing file, an unsupported timeframe, a table
 that is not a candle table, a backtest the kernel rejects) exits with code 2.
 """
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--min-trades",
         type=int,
         default=DEFAULT_MIN_TRADES,
-        help="trades needed for a real score (C17)",
+        help="trades needed for a real score: with fewer, the score is the penalty -100",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise InvalidInput(str(error)) from None
-    candles = read_candles(args.candles, minutes)
+    candles = read_candles(args.candles, args.timeframe)
     try:
         metrics = backtest_metrics(candles, params, constants)
     except ValueError as error:
@@ -139,33 +140,15 @@ def _number(text: str, kind: str) -> object:
             return text
 
 
-def read_candles(path: Path, minutes: int) -> Candles:
-    """Candles from a parquet file, checked to lie on the timeframe's grid."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def read_candles(path: Path, timeframe: str) -> Candles:
+    """Candles from a parquet file, through the same checks as every job's data
+    (cluster.candles.cleaning: values, order, the timeframe's grid, no gaps)."""
+    from cluster.candles.dataset import load_candles
+    from cluster.candles.sources import ParquetSource
     from trainable.candle_table import candles_from_table
 
-    if not path.is_file():
-        raise InvalidInput(f"candle file {str(path)!r} does not exist")
-    try:
-        table = pq.read_table(path).combine_chunks()
-    except (OSError, pa.ArrowException) as error:
-        raise InvalidInput(f"cannot read {str(path)!r} as parquet: {error}") from None
-    try:
-        candles = candles_from_table(table)
-    except ValueError as error:
-        raise InvalidInput(f"{path}: {error}") from None
-    step = np.diff(candles.timestamp)
-    off_grid = np.flatnonzero(step != minutes * 60_000)
-    if off_grid.size:
-        row = int(off_grid[0]) + 1
-        raise InvalidInput(
-            f"{path}: row {row} is {int(step[row - 1])} ms after row {row - 1}, not one "
-            f"{minutes}-minute bar (wrong --timeframe, or a gap the data cleaner must fill)"
-        )
-    return candles
+    dataset = load_candles(ParquetSource(str(path), timeframe))
+    return candles_from_table(dataset.table)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -183,7 +166,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append(
         f"{metrics['n_trades']} trades; score is the Sharpe ratio when there are at least "
-        f"{report['min_trades']} trades and it is defined, else the penalty (C17)."
+        f"{report['min_trades']} trades and it is defined, else the penalty -100 (see "
+        "docs/strategy.md)."
     )
     return "\n".join(lines)
 

@@ -34,3 +34,9 @@ class InvalidInput(ValueError):
 
 class Interrupted(RuntimeError):
     """The run stopped before it finished, and can be resumed (exit code 3)."""
+
+
+class Failed(RuntimeError):
+    """A failure that is neither bad input nor resumable, and not a bug in this program
+    (e.g. a resume found that the code no longer reproduces its records): one line on
+    stderr, exit code 1, no traceback."""

@@ -11,7 +11,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-RECORDS_VERSION = 1
+RECORDS_VERSION = 3
 
 # Distributions whose builds decide result bits: the kernel (numpy, numba, llvmlite),
 # the searchers (bayesian-optimization, scikit-learn, scipy, numpy's BLAS), the data

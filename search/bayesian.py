@@ -12,7 +12,8 @@ How a batch is computed (DESIGN.md, "measured facts on bayesian-optimization 3.4
   evolution, ~1-4 s per suggestion);
 - the observed points are registered at the point actually evaluated (ints at their
   cell's centre), deduplicated (first trial kept), scores standardized so that `xi`
-  is in units of the observed scores' standard deviation;
+  is in units of the observed scores' standard deviation (`gp.standardize`: any finite
+  scores, even near 1e308, give finite targets);
 - the GP is bayes_opt's (Matern 5/2, jitter 1e-6); scikit-learn fits its length scale
   by a deterministic search of the likelihood (`gp.fit_length_scale`), and
   `gp.Posterior` evaluates mean/std directly for bayes_opt's acquisition `suggest`
@@ -28,6 +29,15 @@ How a batch is computed (DESIGN.md, "measured facts on bayesian-optimization 3.4
 - the batch's randomness comes from a generator seeded by (seed, batch), so a rebuild
   computes only the current batch; BLAS/OpenMP run on one thread meanwhile.
 
+Where a batch is computed: everything it depends on is one `BatchRequest` (space, seed,
+options, the params and counted scores of every earlier trial, the batch), and
+`BatchRequest.compute()` is the whole computation. Without a pool the searcher calls it
+in its own process (unit tests, tools; the bits then depend on that process's CPU
+dispatch, see `search.pinned`). With a `search.pool.SuggestionPool` (the driver, for
+every Bayesian ensemble) a due batch is submitted there and `ask()` returns nothing
+until it arrives; the pool's processes run with pinned numerics, so the bits depend on
+the library builds and the architecture only, and many seeds' batches compute at once.
+
 Defaults (`DEFAULTS`; the job defaults, the quality test and the benchmark use them),
 checked on the quality benchmark (16 seeds x 60 trials, bench/RESULTS.md): 10 random
 points (about one per dimension for 9 parameters; 5 did worse, 20 no better); batches
@@ -39,6 +49,9 @@ size 1); EI with xi = 0.01 (UCB with kappa 2.576 and xi = 0.1 did worse); the li
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -47,13 +60,14 @@ from bayes_opt.target_space import TargetSpace
 from scipy.optimize import minimize
 from scipy.special import ndtr
 
-from search.core import SeededSearcher, seeded_random_state
+from search.core import ComputePool, SeededSearcher, seeded_random_state
 from search.gp import (
     INV_SQRT_2PI,
     Posterior,
     expected_improvement,
     fit_length_scale,
     single_threaded,
+    standardize,
 )
 from search.random_search import random_point
 from search.space import Params, Space
@@ -159,100 +173,38 @@ class _UpperConfidenceBound(_GradientSmartMinimize, UpperConfidenceBound):
         return -(mean + self.kappa * std), -(dmean + self.kappa * dstd)
 
 
-class BayesianSearcher(SeededSearcher):
-    """Gaussian-process Bayesian optimization in fixed-size batches (see module doc)."""
+@dataclass(frozen=True)
+class BatchRequest:
+    """Everything model batch `batch` of a seed depends on; `compute()` gives its params.
 
-    kind = "bayesian"
+    `history[k]` and `scores[k]` are trial k's params and counted score, for every trial
+    before the batch (`trials.start`). Picklable: a pool process computes it alone.
+    """
 
-    def __init__(
-        self,
-        space: Space,
-        *,
-        seed: int,
-        iterations: int,
-        invalid_score: float,
-        n_initial: int = DEFAULTS["n_initial"],
-        batch_size: int = DEFAULTS["batch_size"],
-        acquisition: Literal["ei", "ucb"] = DEFAULTS["acquisition"],
-        xi: float = DEFAULTS["xi"],
-        kappa: float = DEFAULTS["kappa"],
-        liar: Literal["min", "mean", "max"] = DEFAULTS["liar"],
-        n_random: int = DEFAULTS["n_random"],
-        n_smart: int = DEFAULTS["n_smart"],
-    ) -> None:
-        options: dict[str, Any] = {
-            "n_initial": n_initial,
-            "batch_size": batch_size,
-            "acquisition": acquisition,
-            "xi": xi,
-            "kappa": kappa,
-            "liar": liar,
-            "n_random": n_random,
-            "n_smart": n_smart,
-        }
-        problems = option_problems(options)
-        if problems:
-            raise ValueError("; ".join(problems))
-        super().__init__(
-            space, seed=seed, iterations=iterations, invalid_score=invalid_score, **options
-        )
-        self.n_initial = n_initial
-        self.batch_size = batch_size
+    space: Space
+    seed: int
+    batch: int
+    trials: range
+    options: Mapping[str, Any]
+    history: tuple[Params, ...]
+    scores: tuple[float, ...]
 
-    # -- batches --------------------------------------------------------------------
-    def batch_of(self, trial_index: int) -> int:
-        if trial_index < self.n_initial:
-            return 0
-        return 1 + (trial_index - self.n_initial) // self.batch_size
-
-    def batch_range(self, batch: int) -> range:
-        if batch == 0:
-            return range(min(self.n_initial, self.iterations))
-        start = self.n_initial + (batch - 1) * self.batch_size
-        return range(start, min(start + self.batch_size, self.iterations))
-
-    def _ready_end(self) -> int:
-        if self._prefix >= self.iterations:
-            return self.iterations
-        return self.batch_range(self.batch_of(self._prefix)).stop
-
-    def _must_replay(self, trial_index: int) -> bool:
-        # Random points are cheap to check; of the model's batches, only the current one
-        # is recomputed (the finished ones are the history it is computed from).
-        return trial_index < self.n_initial or (
-            self._prefix < self.iterations
-            and self.batch_of(trial_index) == self.batch_of(self._prefix)
-        )
-
-    def _suggest(self, trial_index: int) -> Params:
-        if trial_index < self.n_initial:
-            return random_point(self.space, self.seed, trial_index)
-        self._compute_batch(self.batch_of(trial_index))
-        return self._params[trial_index]
-
-    # -- the model ------------------------------------------------------------------
-    def _observations(self, end: int) -> tuple[np.ndarray, np.ndarray]:
-        """Unit-cube points and counted scores of trials below `end`, repeats dropped."""
-        rows: dict[tuple[float, ...], float] = {}
-        for k in range(end):
-            unit = tuple(self.space.to_unit(self._params[k]).tolist())
-            rows.setdefault(unit, self._score(k))  # a repeat keeps the first trial's score
-        return np.array(list(rows)), np.array(list(rows.values()))
-
-    def _compute_batch(self, batch: int) -> None:
-        trials = self.batch_range(batch)
-        x, scores = self._observations(trials.start)
-        spread = float(np.std(scores))
-        y = (scores - scores.mean()) / (spread if spread > 0 else 1.0)
-        lie = {"min": y.min, "mean": y.mean, "max": y.max}[self.options["liar"]]()
-        draw_state = seeded_random_state(self.seed, BAYES_STREAM, batch)
+    def compute(self) -> list[Params]:
+        """The params of `trials`, in order (see the module docstring for how)."""
+        x, scores = self._observations()
+        y = standardize(scores)
+        lie = {"min": float(y.min()), "mean": float(y.mean()), "max": float(y.max())}[
+            self.options["liar"]
+        ]
+        draw_state = seeded_random_state(self.seed, BAYES_STREAM, self.batch)
         private = TargetSpace(None, {name: (0.0, 1.0) for name in self.space})
         for row, target in zip(x, y, strict=True):
             private.register(row, float(target))
         seen = {tuple(row.tolist()) for row in x}
+        suggested: list[Params] = []
         with single_threaded():
             posterior = Posterior(x, y, fit_length_scale(x, y))
-            for k in trials:
+            for _ in self.trials:
                 unit = self._make_acquisition().suggest(
                     gp=posterior,  # duck-typed: bayes_opt reads X_train_ and predict()
                     target_space=private,
@@ -262,13 +214,22 @@ class BayesianSearcher(SeededSearcher):
                     random_state=draw_state,
                 )
                 params = self._distinct(self.space.from_unit(unit), seen, draw_state)
-                self._params[k] = params
+                suggested.append(params)
                 evaluated = self.space.to_unit(params)
                 key = tuple(evaluated.tolist())
                 if key not in seen:  # a kept repeat adds nothing to the model
                     seen.add(key)
                     private.register(evaluated, float(lie))
                     posterior = posterior.with_points(evaluated, float(lie))
+        return suggested
+
+    def _observations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unit-cube points and counted scores of the history, repeats dropped."""
+        rows: dict[tuple[float, ...], float] = {}
+        for params, score in zip(self.history, self.scores, strict=True):
+            unit = tuple(self.space.to_unit(params).tolist())
+            rows.setdefault(unit, score)  # a repeat keeps the first trial's score
+        return np.array(list(rows)), np.array(list(rows.values()))
 
     def _make_acquisition(self) -> AcquisitionFunction:
         # A fresh one per suggestion: no state (counters, decay) carries across batches.
@@ -287,3 +248,152 @@ class BayesianSearcher(SeededSearcher):
             if tuple(self.space.to_unit(candidate).tolist()) not in seen:
                 return candidate
         return params
+
+
+class BayesianSearcher(SeededSearcher):
+    """Gaussian-process Bayesian optimization in fixed-size batches (see module doc).
+
+    With `pool`, model batches are computed there, asynchronously (see module doc).
+    """
+
+    kind = "bayesian"
+
+    def __init__(
+        self,
+        space: Space,
+        *,
+        seed: int,
+        iterations: int,
+        invalid_score: float,
+        n_initial: int = DEFAULTS["n_initial"],
+        batch_size: int = DEFAULTS["batch_size"],
+        acquisition: Literal["ei", "ucb"] = DEFAULTS["acquisition"],
+        xi: float = DEFAULTS["xi"],
+        kappa: float = DEFAULTS["kappa"],
+        liar: Literal["min", "mean", "max"] = DEFAULTS["liar"],
+        n_random: int = DEFAULTS["n_random"],
+        n_smart: int = DEFAULTS["n_smart"],
+        pool: ComputePool | None = None,
+    ) -> None:
+        options: dict[str, Any] = {
+            "n_initial": n_initial,
+            "batch_size": batch_size,
+            "acquisition": acquisition,
+            "xi": xi,
+            "kappa": kappa,
+            "liar": liar,
+            "n_random": n_random,
+            "n_smart": n_smart,
+        }
+        problems = option_problems(options)
+        if problems:
+            raise ValueError("; ".join(problems))
+        super().__init__(
+            space, seed=seed, iterations=iterations, invalid_score=invalid_score, pool=pool,
+            **options,
+        )  # fmt: skip
+        self.n_initial = n_initial
+        self.batch_size = batch_size
+        self._in_flight: tuple[int, Future[list[Params]]] | None = None
+
+    # -- batches --------------------------------------------------------------------
+    def batch_of(self, trial_index: int) -> int:
+        if trial_index < self.n_initial:
+            return 0
+        return 1 + (trial_index - self.n_initial) // self.batch_size
+
+    def batch_range(self, batch: int) -> range:
+        if batch == 0:
+            return range(min(self.n_initial, self.iterations))
+        start = self.n_initial + (batch - 1) * self.batch_size
+        return range(start, min(start + self.batch_size, self.iterations))
+
+    def _due_end(self) -> int:
+        if self._prefix >= self.iterations:
+            return self.iterations
+        return self.batch_range(self.batch_of(self._prefix)).stop
+
+    def _must_replay(self, trial_index: int) -> bool:
+        # Random points are cheap to check; of the model's batches, only the current one
+        # is recomputed (the finished ones are the history it is computed from).
+        return trial_index < self.n_initial or (
+            self._prefix < self.iterations
+            and self.batch_of(trial_index) == self.batch_of(self._prefix)
+        )
+
+    def _suggest(self, trial_index: int) -> Params:
+        if trial_index < self.n_initial:
+            return random_point(self.space, self.seed, trial_index)
+        self._compute_batch(self.batch_of(trial_index))
+        return self._params[trial_index]
+
+    # -- the model, here or in the pool ----------------------------------------------
+    def _request(self, batch: int) -> BatchRequest:
+        trials = self.batch_range(batch)
+        return BatchRequest(
+            space=self.space,
+            seed=self.seed,
+            batch=batch,
+            trials=trials,
+            options=dict(self.options),
+            history=tuple(self._params[k] for k in range(trials.start)),
+            scores=tuple(self._score(k) for k in range(trials.start)),
+        )
+
+    def _compute_batch(self, batch: int) -> None:
+        """Compute `batch` now: in this process, or in the pool (waiting for it)."""
+        if self.pool is None:
+            self._store(batch, self._request(batch).compute())
+        else:
+            self._collect(batch, wait=True)
+
+    def _store(self, batch: int, params: list[Params]) -> None:
+        for k, p in zip(self.batch_range(batch), params, strict=True):
+            self._params[k] = p
+
+    def _due_model_batch(self) -> int | None:
+        """The due model batch whose params are not known yet, if any."""
+        due = self._due_end()
+        if due <= self.n_initial or (due - 1) in self._params:
+            return None
+        return self.batch_of(due - 1)
+
+    def _ready_end(self) -> int:
+        due = self._due_end()
+        batch = self._due_model_batch()
+        if self.pool is None or batch is None or self._collect(batch, wait=False):
+            return due
+        return self.batch_range(batch).start
+
+    def _prefetch(self) -> None:
+        batch = self._due_model_batch()
+        if self.pool is not None and batch is not None:
+            for k in range(self.n_initial):  # a rebuild recomputes the random points
+                self._params_of(k)
+            self._collect(batch, wait=False)
+
+    def _collect(self, batch: int, wait: bool) -> bool:
+        """Submit `batch` to the pool unless it is in flight; store its params once they
+        have arrived (waiting for them if `wait`). True when they are stored. Raises the
+        pool's error when the computation failed."""
+        assert self.pool is not None
+        if self._in_flight is None or self._in_flight[0] != batch:
+            future = self.pool.submit(self._request(batch))
+            self._in_flight = (batch, future)
+            future.add_done_callback(lambda _: self._wake())
+        future = self._in_flight[1]
+        if not wait and not future.done():
+            return False
+        params = future.result()
+        self._in_flight = None
+        self._store(batch, params)
+        return True
+
+    @property
+    def computing(self) -> bool:
+        return self._in_flight is not None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_in_flight"] = None  # submitted again when asked (same request, same bits)
+        return state

@@ -10,17 +10,25 @@ never changes what it suggests.
 The rule for kernel outcomes, the same for every searcher: an `ok` outcome counts with
 its finite score (maximized); an `invalid` outcome counts as the searcher's
 `invalid_score` (the job's penalty). Infrastructure failures are never told.
+
+A searcher may compute suggestions asynchronously (the Bayesian searcher with a
+`search.pool.SuggestionPool`): then `ask()` returns nothing while a due batch is being
+computed, `computing` is True meanwhile, and the callbacks given to `add_wakeup` are
+called (from another thread) when it arrives. What it suggests never depends on
+whether, where or how fast a batch was computed.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import threading
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Protocol, Self
 
 import numpy as np
 
@@ -89,6 +97,24 @@ class RebuildMismatch(ValueError):
     """A recorded trial's params differ from what the rebuilt searcher suggests."""
 
 
+class DetachedPool:
+    """The pool of a searcher unpickled away from it: refuses to compute."""
+
+    def submit(self, request: Any) -> Future[Any]:
+        raise RuntimeError(
+            "this searcher was unpickled without its suggestion pool: set searcher.pool "
+            "to a running search.pool.SuggestionPool before it computes a batch"
+        )
+
+
+class ComputePool(Protocol):
+    """Where a searcher's expensive suggestions are computed asynchronously
+    (`search.pool.SuggestionPool`). `submit(request)` returns at once; the future's
+    result is `request.compute()` as computed there."""
+
+    def submit(self, request: Any) -> Future[Any]: ...
+
+
 def check_seed(seed: object) -> int:
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
         raise ValueError(f"seed must be an int, got {type(seed).__name__} {seed!r}")
@@ -120,14 +146,24 @@ class SeededSearcher(ABC):
     """Base of every searcher: bookkeeping of suggestions, outcomes and readiness.
 
     A subclass says which trials can be suggested with the outcomes known so far
-    (`_ready_end`) and computes a trial's params (`_suggest`). The base class hands them
+    (`_due_end`) and computes a trial's params (`_suggest`). The base class hands them
     out, records outcomes, and implements save / restore / rebuild.
+
+    `pool` is execution-only (never part of `options` or of the saved state): searchers
+    that compute suggestions asynchronously use it, the others ignore it.
     """
 
     kind: ClassVar[str]
 
     def __init__(
-        self, space: Space, *, seed: int, iterations: int, invalid_score: float, **options: Any
+        self,
+        space: Space,
+        *,
+        seed: int,
+        iterations: int,
+        invalid_score: float,
+        pool: ComputePool | None = None,
+        **options: Any,
     ) -> None:
         if not isinstance(space, Space):
             raise ValueError(f"space must be a search.space.Space, got {type(space).__name__}")
@@ -142,6 +178,9 @@ class SeededSearcher(ABC):
         self.iterations: int = int(iterations)
         self.invalid_score: float = float(invalid_score)
         self.options: dict[str, Any] = dict(options)
+        self.pool: ComputePool | None = pool
+        self._wakeups: list[Callable[[], None]] = []
+        self._wakeups_lock: threading.Lock = threading.Lock()
         self._params: dict[int, Params] = {}  # every computed suggestion, handed out or not
         self._outcomes: dict[int, Outcome] = {}
         self._next_index: int = 0  # the lowest trial index never handed out
@@ -150,12 +189,23 @@ class SeededSearcher(ABC):
 
     # -- what a subclass provides ---------------------------------------------------
     @abstractmethod
-    def _ready_end(self) -> int:
+    def _due_end(self) -> int:
         """Trials below this index can be suggested from the outcomes known now."""
+
+    def _ready_end(self) -> int:
+        """Trials below this index can be handed out now: `_due_end()`, or less while an
+        asynchronous computation of due trials runs (never blocks)."""
+        return self._due_end()
+
+    def _prefetch(self) -> None:
+        """Start any asynchronous computation of due trials (rebuild calls it before it
+        checks the recomputed trials, so that many seeds' batches compute at once).
+        Synchronous searchers have nothing to start."""
+        return None
 
     @abstractmethod
     def _suggest(self, trial_index: int) -> Params:
-        """Params of a trial below `_ready_end()`; a pure function of the known prefix."""
+        """Params of a trial below `_due_end()`; a pure function of the known prefix."""
 
     def _must_replay(self, trial_index: int) -> bool:
         """Whether rebuild recomputes (and checks) this trial instead of trusting records."""
@@ -174,8 +224,9 @@ class SeededSearcher(ABC):
         while self._reemit and len(ready) < budget:
             index = self._reemit.popleft()
             ready.append(Suggestion(index, dict(self._params[index])))
-        if len(ready) < budget and self._next_index < self._ready_end():
-            end = min(self._ready_end(), self._next_index + budget - len(ready))
+        ready_end = self._ready_end() if len(ready) < budget else 0
+        if self._next_index < ready_end:
+            end = min(ready_end, self._next_index + budget - len(ready))
             for index in range(self._next_index, end):
                 ready.append(Suggestion(index, dict(self._params_of(index))))
             self._next_index = end
@@ -204,10 +255,53 @@ class SeededSearcher(ABC):
         return len(self._outcomes) == self.iterations
 
     @property
+    def computing(self) -> bool:
+        """True while due trials are being computed asynchronously: `ask()` will have
+        suggestions without another `tell`, and the wakeup callbacks will be called."""
+        return False
+
+    def add_wakeup(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` (from any thread; keep it short) whenever suggestions
+        become ready without a `tell`: an asynchronous computation has finished."""
+        with self._wakeups_lock:
+            self._wakeups.append(callback)
+
+    def _wake(self) -> None:
+        with self._wakeups_lock:
+            callbacks = list(self._wakeups)
+        for callback in callbacks:
+            callback()
+
+    # -- pickling (Tune pickles its search algorithm) ---------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but what belongs to this process: the lock, the wakeup callbacks
+        (their owner registers again) and the pool, which an unpickled searcher must be
+        given again (`searcher.pool = pool`) before it computes a batch: it never falls
+        back to computing in a process whose numerics are not the pool's."""
+        state = dict(self.__dict__)
+        del state["_wakeups_lock"]
+        state["_wakeups"] = []
+        if state["pool"] is not None:
+            state["pool"] = DetachedPool()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._wakeups_lock = threading.Lock()
+
+    @property
+    def unsuggested(self) -> int:
+        """Trials not handed out yet (including those a rebuild hands out again)."""
+        return self.iterations - self._next_index + len(self._reemit)
+
+    @property
     def pending(self) -> list[int]:
         """Trials handed out that have no outcome yet, ascending."""
         waiting = set(self._reemit)
         return [k for k in range(self._next_index) if k not in self._outcomes and k not in waiting]
+
+    def has_outcome(self, trial_index: int) -> bool:
+        return trial_index in self._outcomes
 
     def outcomes(self) -> dict[int, Outcome]:
         return dict(self._outcomes)
@@ -243,7 +337,7 @@ class SeededSearcher(ABC):
         }
 
     @classmethod
-    def restore(cls, state: Mapping[str, Any]) -> Self:
+    def restore(cls, state: Mapping[str, Any], pool: ComputePool | None = None) -> Self:
         """The searcher exactly as saved: pending trials stay handed out."""
         if state.get("kind") != cls.kind:
             raise ValueError(f"state of a {state.get('kind')!r} searcher, not {cls.kind!r}")
@@ -252,6 +346,7 @@ class SeededSearcher(ABC):
             seed=state["seed"],
             iterations=state["iterations"],
             invalid_score=state["invalid_score"],
+            pool=pool,
             **state["options"],
         )
         searcher._params = {int(k): dict(p) for k, p in state["params"]}
@@ -273,6 +368,7 @@ class SeededSearcher(ABC):
         iterations: int,
         invalid_score: float,
         recorded: Mapping[int, RecordedTrial],
+        pool: ComputePool | None = None,
         **options: Any,
     ) -> Self:
         """The searcher as it was when `recorded` had finished, at about one batch's cost.
@@ -280,15 +376,25 @@ class SeededSearcher(ABC):
         Every trial below the highest recorded index that has no record is handed out
         again by the next `ask()`, then the sequence continues. Recorded params that the
         searcher recomputes are checked bit for bit (`RebuildMismatch`); the others (the
-        finished batches of a model-based searcher) are taken as its history.
+        finished batches of a model-based searcher) are taken as its history. With a
+        `pool`, the recomputation runs there (this call waits for it);
+        `search.registry.rebuild_searchers` rebuilds many seeds with their batches
+        computed at once.
         """
         searcher = cls(
-            space, seed=seed, iterations=iterations, invalid_score=invalid_score, **options
+            space,
+            seed=seed,
+            iterations=iterations,
+            invalid_score=invalid_score,
+            pool=pool,
+            **options,
         )
-        searcher._load_records(recorded)
+        searcher._load_history(recorded)
+        searcher._replay(recorded)
         return searcher
 
-    def _load_records(self, recorded: Mapping[int, RecordedTrial]) -> None:
+    def _load_history(self, recorded: Mapping[int, RecordedTrial]) -> None:
+        """Rebuild, first step: take the records' outcomes and history; start computing."""
         indices = sorted(recorded)
         for k in indices:
             if not isinstance(k, numbers.Integral) or not 0 <= k < self.iterations:
@@ -303,7 +409,13 @@ class SeededSearcher(ABC):
         for k in indices:  # history first: the recomputed trials may depend on it
             if not self._must_replay(k):
                 self._params[k] = self.space.normalized(recorded[k].params)
-        ready_end = self._ready_end()
+        self._prefetch()
+
+    def _replay(self, recorded: Mapping[int, RecordedTrial]) -> None:
+        """Rebuild, second step: recompute and check what the records cannot be trusted
+        for; queue the unfinished trials for re-emission (may wait for a pool)."""
+        indices = sorted(recorded)
+        ready_end = self._due_end()
         for k in indices:
             if k >= ready_end:
                 raise ValueError(

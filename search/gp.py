@@ -48,6 +48,31 @@ def single_threaded() -> Iterator[None]:
         yield
 
 
+def standardize(scores: np.ndarray) -> np.ndarray:
+    """`(scores - mean) / std` (population std, 1 when every score is equal), for any
+    finite scores.
+
+    The direct formula whenever its std and result are finite and, for distinct scores,
+    the std is not 0: ordinary scores keep the bits they always had. Scores near the float
+    range's ends break it: a mean or squares past 1e308 (scores of ~1e154 and up) make
+    NaN or all-zero targets, and squares below the smallest float make the std of
+    distinct tiny scores 0. Then the same formula runs on the scores scaled by a power
+    of two that brings the largest magnitude into [0.5, 1) (exact, except for scores
+    so much smaller than the largest that they lose bits or vanish; their differences
+    are invisible next to it anyway).
+    """
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        spread = float(np.std(scores))
+        direct = (scores - scores.mean()) / (spread if spread > 0 else 1.0)
+    all_equal = bool(np.all(scores == scores[0]))
+    if math.isfinite(spread) and np.all(np.isfinite(direct)) and (spread > 0 or all_equal):
+        return direct
+    exponent = math.frexp(float(np.max(np.abs(scores))))[1]
+    scaled = np.ldexp(scores, -exponent)
+    spread = float(np.std(scaled))
+    return (scaled - scaled.mean()) / (spread if spread > 0 else 1.0)
+
+
 def matern52(a: np.ndarray, b: np.ndarray, length_scale: float) -> np.ndarray:
     """The isotropic Matern 5/2 kernel matrix k(a_i, b_j), as scikit-learn computes it."""
     r = cdist(a / length_scale, b / length_scale) * _SQRT5

@@ -25,7 +25,7 @@ class RandomSearcher(SeededSearcher):
 
     kind = "random"
 
-    def _ready_end(self) -> int:
+    def _due_end(self) -> int:
         return self.iterations
 
     def _suggest(self, trial_index: int) -> Params:

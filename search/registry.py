@@ -1,5 +1,11 @@
 """`make_searcher(kind, ...)`: the one way to build a searcher from a job's settings.
 
+`pool` (a `search.pool.SuggestionPool`) is where the Bayesian searcher computes its
+model batches; pass the driver's pool to every searcher of an ensemble (the other kinds
+ignore it). It is execution-only: never an option, never part of a job's identity.
+`rebuild_searchers` rebuilds every seed of an ensemble from its records, with the
+seeds' current batches computed in the pool at once.
+
 Unknown kinds and unknown options are refused with a did-you-mean hint (Ray's own
 factory silently drops a misspelt option); option values are checked by the searcher's
 constructor. `SEARCHER_OPTIONS` publishes each kind's options and defaults as data for
@@ -16,7 +22,7 @@ from typing import Any
 
 from search.bayesian import DEFAULTS as BAYESIAN_DEFAULTS
 from search.bayesian import BayesianSearcher
-from search.core import SeededSearcher
+from search.core import ComputePool, RecordedTrial, SeededSearcher
 from search.grid import DEFAULT_POINTS, GridSearcher
 from search.random_search import RandomSearcher
 from search.space import Space
@@ -35,6 +41,10 @@ SEARCHER_OPTIONS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         "grid": MappingProxyType({"points": DEFAULT_POINTS, "values": {}}),
     }
 )
+
+# Kinds whose suggestions depend on the numeric platform (`search.pinned`): an
+# ensemble of these records `SuggestionPool.platform`, and resume / verify compare it.
+PLATFORM_DEPENDENT_KINDS: frozenset[str] = frozenset({"bayesian"})
 
 OPTION_HELP: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -94,6 +104,7 @@ def make_searcher(
     seed: int,
     iterations: int,
     invalid_score: float,
+    pool: ComputePool | None = None,
     **options: Any,
 ) -> SeededSearcher:
     """A new searcher of `kind`; raises ValueError naming every bad kind/option."""
@@ -101,8 +112,9 @@ def make_searcher(
     if problems:
         raise ValueError("; ".join(problems))
     return SEARCHERS[kind](
-        space, seed=seed, iterations=iterations, invalid_score=invalid_score, **options
-    )
+        space, seed=seed, iterations=iterations, invalid_score=invalid_score, pool=pool,
+        **options,
+    )  # fmt: skip
 
 
 def rebuild_searcher(
@@ -112,7 +124,8 @@ def rebuild_searcher(
     seed: int,
     iterations: int,
     invalid_score: float,
-    recorded: Mapping[int, Any],
+    recorded: Mapping[int, RecordedTrial],
+    pool: ComputePool | None = None,
     **options: Any,
 ) -> SeededSearcher:
     """`make_searcher`, continued from recorded trials (see `SeededSearcher.rebuild`)."""
@@ -125,13 +138,46 @@ def rebuild_searcher(
         iterations=iterations,
         invalid_score=invalid_score,
         recorded=recorded,
+        pool=pool,
         **options,
     )
 
 
-def restore_searcher(state: Mapping[str, Any]) -> SeededSearcher:
-    """A searcher from its `save()` state, whatever its kind."""
+def rebuild_searchers(
+    kind: str,
+    *,
+    space: Space,
+    iterations: int,
+    invalid_score: float,
+    recorded: Mapping[int, Mapping[int, RecordedTrial]],
+    pool: ComputePool | None = None,
+    **options: Any,
+) -> dict[int, SeededSearcher]:
+    """`rebuild_searcher` for every seed of `recorded` (seed -> trial_index -> record).
+
+    The same searchers as one `rebuild_searcher` per seed, but with a pool every
+    seed's current batch is submitted before any is waited for, so they compute at
+    once. Raises `RebuildMismatch` for the first seed whose records differ.
+    """
+    problems = option_problems(kind, options)
+    if problems:
+        raise ValueError("; ".join(problems))
+    searchers: dict[int, SeededSearcher] = {}
+    for seed, trials in recorded.items():
+        searcher = SEARCHERS[kind](
+            space, seed=seed, iterations=iterations, invalid_score=invalid_score, pool=pool,
+            **options,
+        )  # fmt: skip
+        searcher._load_history(trials)
+        searchers[seed] = searcher
+    for seed, searcher in searchers.items():
+        searcher._replay(recorded[seed])
+    return searchers
+
+
+def restore_searcher(state: Mapping[str, Any], pool: ComputePool | None = None) -> SeededSearcher:
+    """A searcher from its `save()` state, whatever its kind (`pool` as in make_searcher)."""
     kind = str(state.get("kind"))
     if kind not in SEARCHERS:
         raise ValueError(f"saved state of an unknown searcher kind {kind!r}")
-    return SEARCHERS[kind].restore(state)
+    return SEARCHERS[kind].restore(state, pool=pool)

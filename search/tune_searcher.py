@@ -3,10 +3,14 @@
 The only module of `search/` that imports Ray. One seed is the interleaver with one
 searcher; several seeds share one experiment (Tune runs one experiment at a time).
 
-Use it with a function trainable and an empty `param_space`; the trial config is
-exactly `{"seed": int, "trial_index": int, "params": {name: int | float}}`. Set
+Use it with a function trainable and an empty `param_space`; the trial config is a chunk
+of one seed's candidates, `{"seed": int, "trials": [{"trial_index": int, "params":
+{name: int | float}}, ...]}`, and the trainable reports once, `{"trials": [a result per
+candidate], ...}` (search.interleave explains chunks; `Chunking` sizes them). Set
 `TuneConfig(num_samples=-1)` (or `total_trials`): the searcher returns FINISHED when
 every seed is done, or when nothing can run because trials failed (see `failed`).
+Searchers built with a `search.pool.SuggestionPool` compute their batches while Tune
+polls: `suggest` returns None meanwhile, even when no trial runs.
 
 Set `TuneConfig(max_concurrent_trials=<trial slots of the cluster>)`: for a custom
 searcher Tune otherwise keeps a single trial pending, so trials start one at a time
@@ -24,7 +28,14 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from search.core import SeededSearcher
-from search.interleave import FINISHED, CompletedTrial, Interleaver, TrialKey
+from search.interleave import (
+    FINISHED,
+    Chunking,
+    CompletedTrial,
+    Interleaver,
+    TrialChunk,
+    TrialKey,
+)
 
 assert Searcher.FINISHED == FINISHED
 
@@ -40,9 +51,10 @@ class TuneSearcher(Searcher):
         self,
         searchers: Mapping[int, SeededSearcher],
         on_result: Callable[[CompletedTrial], None] | None = None,
+        chunking: Chunking | None = None,
     ) -> None:
         super().__init__()
-        self.interleaver = Interleaver(searchers, on_result)
+        self.interleaver = Interleaver(searchers, on_result, chunking)
 
     # Tune's annotation says Optional[Dict], but its contract includes FINISHED (a str).
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]
@@ -53,9 +65,9 @@ class TuneSearcher(Searcher):
     ) -> None:
         self.interleaver.complete(trial_id, result, error)
 
-    def trial(self, trial_id: str) -> TrialKey:
-        """(seed, trial_index) of a Tune trial id; never key records on the trial id."""
-        return self.interleaver.trial(trial_id)
+    def chunk(self, trial_id: str) -> TrialChunk:
+        """The candidates of a Tune trial id; never key records on the trial id."""
+        return self.interleaver.chunk(trial_id)
 
     @property
     def failed(self) -> dict[TrialKey, str]:

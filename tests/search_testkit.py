@@ -3,19 +3,24 @@
 `drive` plays the role of Tune + the trainable for one seed's searcher: it hands out
 what `ask()` returns, keeps up to `concurrency` trials "running", and completes them in
 an order drawn from `order_rng` (None: trial order). The sequence it returns,
-[(trial_index, params)] in trial order, is what must not depend on that order.
+[(trial_index, params)] in trial order, is what must not depend on that order. While
+a searcher computes a batch in a pool and nothing runs, both drivers poll, as Tune does.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from search.core import Outcome, SeededSearcher
 from search.registry import make_searcher
 from search.space import FloatRange, IntRange, Space
+
+POLL_SECONDS = 0.002
+POLL_DEADLINE_SECONDS = 120.0
 
 TOY_SPACE = Space(
     [
@@ -86,7 +91,10 @@ def drive(
             assert suggestion.trial_index not in handed_out or suggestion.trial_index in running
             handed_out[suggestion.trial_index] = suggestion.params
             running.append(suggestion.trial_index)
-        assert running, "searcher waits, but nothing is running"
+        if not running:
+            assert searcher.computing, "searcher waits, but nothing is running"
+            time.sleep(POLL_SECONDS)  # a batch is being computed in a pool
+            continue
         pick = order_rng.randrange(len(running)) if order_rng else 0
         index = running.pop(pick)
         searcher.tell(index, objective(handed_out[index]))
@@ -105,11 +113,21 @@ def assert_params_in_space(params: dict[str, int | float], space: Space = TOY_SP
         assert r.lower <= value <= r.upper, (name, value)
 
 
-def result_dict(config: dict[str, Any]) -> dict[str, Any]:
-    """What a toy trainable reports for a trial config."""
-    outcome = toy_outcome(config["params"])
+def candidate_result(trial_index: int, params: dict[str, int | float]) -> dict[str, Any]:
+    """What a toy trainable reports for one candidate."""
+    outcome = toy_outcome(params)
     score = INVALID_SCORE if outcome.score is None else outcome.score
-    return {"status": outcome.status, "score": score, "n_trades": 3}
+    return {"trial_index": trial_index, "status": outcome.status, "score": score, "n_trades": 3}
+
+
+def result_dict(config: dict[str, Any]) -> dict[str, Any]:
+    """What a toy trainable reports for a trial config (a chunk of candidates)."""
+    return {"trials": [candidate_result(c["trial_index"], c["params"]) for c in config["trials"]]}
+
+
+def candidates(config: dict[str, Any]) -> list[tuple[int, int, dict[str, int | float]]]:
+    """(seed, trial_index, params) of every candidate a trial config carries."""
+    return [(config["seed"], c["trial_index"], c["params"]) for c in config["trials"]]
 
 
 def tune_like(
@@ -128,15 +146,21 @@ def tune_like(
     configs: dict[str, dict[str, Any]] = {}
     running = dict(running or {})
     completions = 0
+    deadline = time.monotonic() + POLL_DEADLINE_SECONDS
     while stop_after is None or completions < stop_after:
+        config: Any = None
         while len(running) < capacity:
             trial_id = f"{rng.getrandbits(32):08x}"
             config = suggest(trial_id)
-            if not isinstance(config, dict):  # None (nothing ready) or FINISHED
+            if isinstance(config, dict):
+                configs[trial_id] = running[trial_id] = config
+            elif config is None and not running:  # a batch is being computed in a pool
+                assert time.monotonic() < deadline, "suggest() never got past None"
+                time.sleep(POLL_SECONDS)
+            else:  # None while trials run, or FINISHED
                 break
-            configs[trial_id] = running[trial_id] = config
         if not running:
-            assert suggest("probe") == "FINISHED"
+            assert config == "FINISHED"
             break
         trial_id = sorted(running)[rng.randrange(len(running))]
         complete(trial_id, running.pop(trial_id))

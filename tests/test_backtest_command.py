@@ -75,8 +75,11 @@ def test_module_entry_point_runs_in_a_fresh_interpreter():
         (["--set", "pierce_depth"], "must look like name=value"),
         (["--set", "pierce_depth=0.1", "--set", "pierce_depth=0.2"], "given twice"),
         (["--timeframe", "7m"], "timeframe '7m' is not supported"),
-        (["--timeframe", "1h"], "not one 60-minute bar"),
-        (["--candles", "/nonexistent/candles.parquet"], "does not exist"),
+        (
+            ["--timeframe", "1h"],
+            "row 1 (2021-09-29T09:05Z): timestamp 1632906300000 is not on the 3600000 ms grid",
+        ),
+        (["--candles", "/nonexistent/candles.parquet"], "candles.parquet: no such file"),
         (["--fee", "1.5"], "fee must be finite and in [0, 1)"),
     ],
 )
@@ -91,12 +94,12 @@ def test_a_file_that_is_not_a_candle_table_exits_2(capsys, tmp_path, fixture_tab
     path = tmp_path / "no_volume.parquet"
     pq.write_table(fixture_table.drop_columns(["volume"]), path)
     code, _, err = run_cli(capsys, "--candles", str(path))
-    assert code == 2 and "columns must be exactly" in err
+    assert code == 2 and "columns ['volume'] are missing" in err
 
     path = tmp_path / "not_parquet.parquet"
     path.write_text("timestamp,open\n")
     code, _, err = run_cli(capsys, "--candles", str(path))
-    assert code == 2 and "cannot read" in err
+    assert code == 2 and "unreadable" in err
 
 
 def test_prices_the_kernel_rejects_exit_2(capsys, tmp_path, fixture_table):
@@ -105,4 +108,4 @@ def test_prices_the_kernel_rejects_exit_2(capsys, tmp_path, fixture_table):
     path = tmp_path / "zero_low.parquet"
     pq.write_table(fixture_table.set_column(3, "low", pa.array(low)), path)
     code, _, err = run_cli(capsys, "--candles", str(path))
-    assert code == 2 and "'low' has 0.0 at row 100" in err
+    assert code == 2 and "row 100 (2021-09-29T17:20Z): low 0.0 is not > 0" in err

@@ -83,6 +83,42 @@ EXPECTED_COLUMNS = {
         ("duration_s", "double precision", False),
         ("recorded_at", TZ, True),
     ],
+    "ensemble_runs": [
+        ("id", "uuid", True),
+        ("ensemble_id", "uuid", True),
+        ("kind", "text", True),
+        ("execution", "jsonb", True),
+        ("platform", "jsonb", True),
+        ("platform_change_allowed", "boolean", True),
+        ("manifest", "jsonb", True),
+        ("host", "jsonb", True),
+        ("started_at", TZ, True),
+        ("finished_at", TZ, False),
+        ("outcome", "text", False),
+    ],
+    "evaluations": [
+        ("ensemble_id", "uuid", True),
+        ("kind", "text", True),
+        ("label", "text", True),
+        ("params", "jsonb", True),
+        ("params_exact", "text", True),
+        ("basis", "jsonb", True),
+        ("dataset_fingerprint", "text", True),
+        ("status", "trial_status", True),
+        ("score", "finite_double", True),
+        ("sharpe", "finite_double", False),
+        ("sortino", "finite_double", False),
+        ("calmar", "finite_double", False),
+        ("total_return", "finite_double", False),
+        ("max_drawdown", "finite_double", False),
+        ("n_trades", "integer", False),
+        ("win_rate", "finite_double", False),
+        ("profit_factor", "finite_double", False),
+        ("exposure", "finite_double", False),
+        ("mean_bars_held", "finite_double", False),
+        ("message", "text", False),
+        ("recorded_at", TZ, True),
+    ],
     "schema_migrations": [
         ("version", "character varying(128)", True),
         ("name", "text", True),
@@ -98,6 +134,8 @@ EXPECTED_KEYS = {  # primary (p) and unique (u) constraints: the natural keys
     ("training_jobs", "u", ("ensemble_id", "seed")),
     ("training_jobs", "u", ("id", "seed", "spec_id")),
     ("trials", "p", ("training_job_id", "trial_index")),
+    ("ensemble_runs", "p", ("id",)),
+    ("evaluations", "p", ("ensemble_id", "kind", "label")),
     ("schema_migrations", "p", ("version",)),
 }
 EXPECTED_ENUMS = {
@@ -122,7 +160,7 @@ def _columns(conn: psycopg.Connection) -> dict[str, list[tuple[str, str, bool]]]
 
 
 def test_migrating_an_empty_database_gives_the_expected_schema(pg_url):
-    assert migrate(pg_url) == ["001"]
+    assert migrate(pg_url) == ["001", "002", "003"]
     with psycopg.connect(pg_url) as conn:
         assert _columns(conn) == EXPECTED_COLUMNS
         keys = conn.execute(
@@ -220,9 +258,9 @@ def test_concurrent_runners_apply_each_migration_once(pg_url):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(results) == [[], [], [], ["001"]]
+    assert sorted(results) == [[], [], [], ["001", "002", "003"]]
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (3,)
 
 
 def _copy_sql(tmp_path: Path) -> Path:
@@ -242,21 +280,21 @@ def test_a_migration_edited_after_it_was_applied_is_an_error(pg_url, tmp_path):
 
 def test_a_version_unknown_to_the_code_is_an_error(pg_url, tmp_path):
     sql_dir = _copy_sql(tmp_path)
-    (sql_dir / "002_more.sql").write_text("CREATE TABLE more (x integer);\n")
-    assert migrate(pg_url, sql_dir) == ["001", "002"]
-    with pytest.raises(MigrationError, match="has migration 002, which this code does not know"):
-        migrate(pg_url)  # the real sql/ has only 001
+    (sql_dir / "004_more.sql").write_text("CREATE TABLE more (x integer);\n")
+    assert migrate(pg_url, sql_dir) == ["001", "002", "003", "004"]
+    with pytest.raises(MigrationError, match="has migration 004, which this code does not know"):
+        migrate(pg_url)  # the real sql/ has only 001 to 003
 
 
 def test_a_failing_migration_leaves_nothing_behind(pg_url, tmp_path):
     sql_dir = _copy_sql(tmp_path)
-    (sql_dir / "002_broken.sql").write_text("CREATE TABLE half (x integer);\nSELECT 1/0;\n")
+    (sql_dir / "004_broken.sql").write_text("CREATE TABLE half (x integer);\nSELECT 1/0;\n")
     with pytest.raises(psycopg.errors.DivisionByZero):
         migrate(pg_url, sql_dir)
     with psycopg.connect(pg_url) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
         half = conn.execute("SELECT to_regclass('half')").fetchone()
-    assert versions == [("001",)] and half == (None,)
+    assert versions == [("001",), ("002",), ("003",)] and half == (None,)
 
 
 @pytest.mark.parametrize(
@@ -277,4 +315,8 @@ def test_file_names_are_strict(tmp_path, names, problem):
 
 
 def test_the_repository_migrations_are_well_formed():
-    assert [(m.version, m.name) for m in discover()] == [("001", "init")]
+    assert [(m.version, m.name) for m in discover()] == [
+        ("001", "init"),
+        ("002", "ensemble_runs"),
+        ("003", "evaluations"),
+    ]

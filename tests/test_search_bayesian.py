@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_info
 import search.bayesian as bayesian
 from search.bayesian import BayesianSearcher, _ExpectedImprovement, _UpperConfidenceBound
 from search.core import Outcome, RebuildMismatch, RecordedTrial
-from search.gp import Posterior, expected_improvement, fit_length_scale
+from search.gp import Posterior, expected_improvement, fit_length_scale, standardize
 from search.space import FloatRange, IntRange, Space
 
 
@@ -315,3 +315,54 @@ def test_rebuilding_a_finished_run_computes_no_batch(monkeypatch):
     monkeypatch.setattr(BayesianSearcher, "_compute_batch", counting)
     rebuilt = _rebuild(recorded)
     assert rebuilt.finished and rebuilt.ask() == [] and computed == []
+
+
+HUGE_SCORES = [1e308, -1e308, 1e200, -3e200, 1.5e154, 7.0, -1e-310]
+
+
+@pytest.mark.parametrize("scale", [1e308, 1e200, 1e-305])
+def test_any_finite_scores_give_finite_distinct_targets(monkeypatch, scale):
+    # Standardizing overflowed (the mean or the squares past 1e308: NaN or all-zero
+    # targets) or underflowed (a std of 0 for distinct tiny scores).
+    targets: list[np.ndarray] = []
+    fit = bayesian.fit_length_scale
+
+    def spy(x, y):
+        targets.append(np.array(y))
+        return fit(x, y)
+
+    monkeypatch.setattr(bayesian, "fit_length_scale", spy)
+    scores = {}
+
+    def huge(params):
+        score = scale * float(np.tanh(params["b"] - 1.5 + 0.1 * params["a"]))
+        scores[len(scores)] = score
+        return Outcome.ok(score)
+
+    searcher = build("bayesian")
+    drive(searcher, objective=huge)
+    assert searcher.finished and targets
+    for y in targets:
+        assert np.all(np.isfinite(y))
+        assert np.std(y) == pytest.approx(1.0)
+    # The model still finds the better region: the best score after the random points
+    # beats the best of them.
+    assert max(list(scores.values())[4:]) > max(list(scores.values())[:4])
+
+
+def test_mixed_huge_and_ordinary_scores_are_standardized_like_scaled_ones():
+    scores = np.array(HUGE_SCORES)
+    y = standardize(scores)
+    scaled = scores / 1e300  # the same targets, computed another way
+    reference = (scaled - scaled.mean()) / np.std(scaled)
+    np.testing.assert_allclose(y, reference, rtol=1e-12, atol=1e-12)
+    assert np.all(np.isfinite(standardize(np.array([1e308, 1e308]))))
+    assert np.all(standardize(np.array([1e308, 1e308])) == 0.0)  # equal scores: all 0
+
+
+def test_ordinary_scores_are_standardized_bit_for_bit_as_before():
+    rng = np.random.default_rng(5)
+    for scores in (rng.normal(0, 3, 50), rng.normal(-100, 1e-3, 7), np.full(5, 2.5)):
+        spread = float(np.std(scores))
+        before = (scores - scores.mean()) / (spread if spread > 0 else 1.0)
+        assert standardize(scores).tobytes() == before.tobytes()

@@ -13,9 +13,17 @@ import pytest
 from search_testkit import INVALID_SCORE, TOY_SPACE, canonical, drive
 
 from search.core import Outcome
-from search.grid import GRID_LIMIT, GridSearcher
+from search.grid import (
+    DEFAULT_POINTS,
+    GRID_LIMIT,
+    GRID_STREAM,
+    GridSearcher,
+    SeededPermutation,
+    grid_size,
+)
 from search.registry import SEARCHER_OPTIONS, SEARCHERS, make_searcher, searcher_defaults
 from search.space import FloatRange, IntRange, Space, grid_points
+from trainable.declaration import PARAMETERS
 
 GRID_SIZE = 4 * 4 * 2 * 4  # TOY_SPACE with points=4: a has 4 values, c has 2
 
@@ -59,10 +67,64 @@ def test_grid_refuses_a_budget_larger_than_the_grid():
 
 
 def test_grid_refuses_a_grid_above_the_limit_naming_each_axis():
-    space = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(9)])  # 5**9 = 1,953,125
-    assert GRID_LIMIT < 5**9
-    with pytest.raises(ValueError, match=r"1,953,125 points \(5 \(p0\) x 5 \(p1\)"):
-        GridSearcher(space, seed=0, iterations=10, invalid_score=INVALID_SCORE, points=5)
+    space = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(15)])  # 20**15 > 2**64
+    assert GRID_LIMIT < 20**15
+    with pytest.raises(ValueError, match=r"32,768,000,000,000,000,000 points \(20 \(p0\) x 20"):
+        GridSearcher(space, seed=0, iterations=10, invalid_score=INVALID_SCORE, points=20)
+
+
+def _strategy_default_space() -> Space:
+    """The strategy's declared default ranges, as the job builds its space."""
+    return Space(
+        [
+            (p.name, IntRange(int(p.search[0]), int(p.search[1])))
+            if p.kind == "int"
+            else (p.name, FloatRange(*p.search))
+            for p in PARAMETERS
+        ]
+    )
+
+
+def test_the_default_grid_works_on_the_strategys_default_space():
+    space = _strategy_default_space()
+    assert grid_size(space) == 1_562_500  # 5 points a parameter, 4 for min_level_touches
+    axes = grid_points(space, DEFAULT_POINTS)
+    subsets = []
+    for seed in (0, 1):
+        searcher = make_searcher(
+            "grid",
+            space=space,
+            seed=seed,
+            iterations=200,
+            invalid_score=-100.0,
+            **SEARCHER_OPTIONS["grid"],
+        )
+        params = _all_params(searcher)
+        assert all(p[name] in axes[name] for p in params for name in axes)
+        subsets.append({canonical(p) for p in params})
+        assert len(subsets[-1]) == 200  # no repeats
+    assert subsets[0] != subsets[1]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2**63 - 1])
+def test_the_seeded_permutation_is_a_bijection_for_every_size(seed):
+    for size in [*range(1, 130), 1000, 4097]:
+        order = SeededPermutation(size, seed, GRID_STREAM)
+        assert sorted(order[k] for k in range(size)) == list(range(size)), size
+
+
+def test_the_seeded_permutation_depends_on_seed_and_stream_and_looks_shuffled():
+    size = 10_000
+    orders = [
+        [SeededPermutation(size, seed, stream)[k] for k in range(200)]
+        for seed, stream in ((0, 1), (1, 1), (0, 2))
+    ]
+    assert orders[0] != orders[1] and orders[0] != orders[2]
+    for order in orders:
+        # 200 draws from 10,000: about 50 per quarter (binomial sd ~6); no drift with k.
+        quarters = Counter(position * 4 // size for position in order)
+        assert all(25 <= quarters[q] <= 75 for q in range(4)), quarters
+        assert sum(a < b for a, b in itertools.pairwise(order)) in range(70, 131)
 
 
 def test_random_points_ignore_outcomes():
@@ -145,7 +207,8 @@ def test_published_options_are_exactly_the_constructor_defaults(kind):
     own = {
         name: p.default
         for name, p in signature.parameters.items()
-        if p.kind is p.KEYWORD_ONLY and name not in ("seed", "iterations", "invalid_score")
+        if p.kind is p.KEYWORD_ONLY
+        and name not in ("seed", "iterations", "invalid_score", "pool")  # pool: execution-only
     }
     published = dict(SEARCHER_OPTIONS[kind])
     if kind == "grid":  # `values=None` in the signature means "no explicit values"
@@ -205,7 +268,7 @@ def test_the_core_never_imports_ray_trainable_or_cluster():
 def test_arguments_exactly_at_their_limits_are_accepted():
     # The valid ranges are inclusive: seeds 0 and 2**63 - 1 (PostgreSQL's bigint),
     # one iteration, Bayesian xi and kappa of 0, a grid of exactly GRID_LIMIT points
-    # (10**6 = 10 points on each of 6 parameters) and grids of 2 points per parameter.
+    # (2**64 = 16 points on each of 16 parameters) and grids of 2 points per parameter.
     for seed in (0, 2**63 - 1):
         assert make_searcher(
             "random", space=TOY_SPACE, seed=seed, iterations=1, invalid_score=INVALID_SCORE
@@ -214,8 +277,9 @@ def test_arguments_exactly_at_their_limits_are_accepted():
     make_searcher("bayesian", xi=0.0, kappa=0.0, **common)
     with pytest.raises(ValueError, match=r"xi must be a finite number >= 0, got 1000000\.0"):
         make_searcher("bayesian", xi=1e6, **common)
-    six = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(6)])
-    at_limit = GridSearcher(six, seed=0, iterations=3, invalid_score=0.0, points=10)
-    assert at_limit.grid_size == GRID_LIMIT
+    sixteen = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(16)])
+    at_limit = GridSearcher(sixteen, seed=0, iterations=3, invalid_score=0.0, points=16)
+    assert at_limit.grid_size == GRID_LIMIT == 16**16
+    assert len(at_limit.ask()) == 3
     two = GridSearcher(TOY_SPACE, seed=0, iterations=16, invalid_score=INVALID_SCORE, points=2)
     assert two.grid_size == 2**4 and len(_all_params(two)) == 16

@@ -3,6 +3,9 @@
 `_tune_like` plays Tune: it fills up to `capacity` running trials by calling
 `suggest()` with fresh random trial ids, then completes a random running trial. Each
 seed's sequence must equal that seed run alone, whatever the interleaving.
+
+These tests run one candidate per Tune trial (chunks of 1), so a trial is a candidate;
+tests/test_search_chunks.py covers chunks of several.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from search_testkit import (
     KIND_OPTIONS,
     TOY_SPACE,
     build,
+    candidates,
     canonical,
     drive,
     result_dict,
@@ -25,10 +29,22 @@ from search_testkit import (
 )
 
 from search.core import RecordedTrial
-from search.interleave import CompletedTrial, Interleaver, TrialKey
+from search.interleave import Chunking, CompletedTrial, Interleaver, TrialKey
 from search.registry import make_searcher, rebuild_searcher
 
 SEEDS = [3, 11, 12, 40]
+ONE = Chunking(max_chunk=1)
+
+
+def _one(config) -> tuple[int, int, dict]:
+    """(seed, trial_index, params) of a one-candidate trial config."""
+    (candidate,) = candidates(config)
+    return candidate
+
+
+def _result(trial_index: int, **fields) -> dict:
+    """A trainable's report for one candidate with these fields."""
+    return {"trials": [{"trial_index": trial_index, **fields}]}
 
 
 def _complete_normally(interleaver, trial_id, config):
@@ -51,7 +67,8 @@ def _tune_like(
 def _per_seed(configs) -> dict[int, list]:
     sequences: dict[int, list] = {seed: [] for seed in SEEDS}
     for config in configs.values():
-        sequences[config["seed"]].append((config["trial_index"], canonical(config["params"])))
+        for seed, trial_index, params in candidates(config):
+            sequences[seed].append((trial_index, canonical(params)))
     return {seed: sorted(sequence) for seed, sequence in sequences.items()}
 
 
@@ -61,7 +78,7 @@ def alone() -> dict[int, list]:
 
 
 def _interleaver(on_result=None) -> Interleaver:
-    return Interleaver({seed: build("bayesian", seed=seed) for seed in SEEDS}, on_result)
+    return Interleaver({seed: build("bayesian", seed=seed) for seed in SEEDS}, on_result, ONE)
 
 
 @pytest.mark.parametrize(("order_seed", "capacity"), [(1, 2), (2, 5), (3, 9)])
@@ -79,13 +96,15 @@ def test_each_seed_gets_exactly_its_own_sequence(order_seed, capacity, alone):
         assert all(c.result["n_trades"] == 3 for c in mine)
 
 
-def test_trial_configs_are_exactly_seed_trial_index_params():
+def test_trial_configs_are_exactly_seed_and_trials_of_trial_index_and_params():
     interleaver = _interleaver()
     config = interleaver.suggest("abc")
-    assert set(config) == {"seed", "trial_index", "params"}
-    assert type(config["seed"]) is int and type(config["trial_index"]) is int
-    assert all(type(v) in (int, float) for v in config["params"].values())
-    assert interleaver.trial("abc") == TrialKey(config["seed"], config["trial_index"])
+    assert set(config) == {"seed", "trials"}
+    (candidate,) = config["trials"]
+    assert set(candidate) == {"trial_index", "params"}
+    assert type(config["seed"]) is int and type(candidate["trial_index"]) is int
+    assert all(type(v) in (int, float) for v in candidate["params"].values())
+    assert interleaver.chunk("abc").keys == [TrialKey(config["seed"], candidate["trial_index"])]
 
 
 def test_suggest_is_cheap_while_nothing_can_be_ready():
@@ -119,15 +138,16 @@ BROKEN = {(3, 1): "error", (11, 2): "no result", (12, 0): "nan score", (40, 3): 
 
 
 def _complete_with_failures(interleaver, trial_id, config):
-    how = BROKEN.get((config["seed"], config["trial_index"]))
+    seed, trial_index, _ = _one(config)
+    how = BROKEN.get((seed, trial_index))
     if how == "error":
         interleaver.complete(trial_id, None, True)
     elif how == "no result":
         interleaver.complete(trial_id, None, False)
     elif how == "nan score":
-        interleaver.complete(trial_id, {"status": "ok", "score": math.nan}, False)
+        interleaver.complete(trial_id, _result(trial_index, status="ok", score=math.nan), False)
     elif how == "no status":
-        interleaver.complete(trial_id, {"score": 1.0}, False)
+        interleaver.complete(trial_id, _result(trial_index, score=1.0), False)
     else:
         _complete_normally(interleaver, trial_id, config)
 
@@ -159,7 +179,7 @@ def test_failures_are_kept_never_told_and_end_the_experiment_when_blocking():
 
 def test_a_completion_for_an_unknown_trial_id_is_ignored(caplog):
     interleaver = _interleaver()
-    interleaver.complete("never-suggested", {"status": "ok", "score": 1.0}, False)
+    interleaver.complete("never-suggested", _result(0, status="ok", score=1.0), False)
     assert "unknown trial id never-suggested" in caplog.text
 
 
@@ -193,7 +213,7 @@ def test_rebuilt_searchers_deliver_only_the_new_trials_in_order(kind, alone):
         )
         for seed, s in stopped.items()
     }
-    interleaver = Interleaver(rebuilt, delivered.append)
+    interleaver = Interleaver(rebuilt, delivered.append, ONE)
     configs, _ = _tune_like(interleaver, random.Random(2), capacity=5)
     assert interleaver.finished
     for seed, searcher in stopped.items():
@@ -217,13 +237,21 @@ def _random(seed: int, iterations: int):
     )
 
 
-def _served(interleaver: Interleaver, polls: int, ids: str = "t") -> list[tuple[int, int] | None]:
+def _served(
+    interleaver: Interleaver, polls: int, ids: str, configs: dict | None = None
+) -> list[tuple[int, int] | None]:
     """(seed, trial_index) of `polls` suggest() calls (None: nothing ready); the trial
-    ids are `ids` + the call's number."""
+    ids are `ids` + the call's number, and the configs handed out go into `configs`."""
     served: list[tuple[int, int] | None] = []
     for i in range(polls):
         config = interleaver.suggest(f"{ids}{i}")
-        served.append((config["seed"], config["trial_index"]) if isinstance(config, dict) else None)
+        if isinstance(config, dict):
+            seed, trial_index, _ = _one(config)
+            served.append((seed, trial_index))
+            if configs is not None:
+                configs[f"{ids}{i}"] = config
+        else:
+            served.append(None)
     return served
 
 
@@ -231,8 +259,11 @@ def test_seeds_take_turns_so_that_none_starves_another():
     # Random searchers have every trial ready at once. Each suggest() asks the seeds in
     # turn, starting after the seed served last: 10, 20, 30, 10, then 20 has nothing left
     # (budget 1) and is skipped, 30, 10; then nothing is ready (None: trials still run).
-    interleaver = Interleaver({10: _random(10, 3), 20: _random(20, 1), 30: _random(30, 2)})
-    assert _served(interleaver, 7) == [(10, 0), (20, 0), (30, 0), (10, 1), (30, 1), (10, 2), None]
+    # Chunks of one candidate, so that a trial is one suggestion.
+    searchers = {10: _random(10, 3), 20: _random(20, 1), 30: _random(30, 2)}
+    interleaver = Interleaver(searchers, None, ONE)
+    expected = [(10, 0), (20, 0), (30, 0), (10, 1), (30, 1), (10, 2), None]
+    assert _served(interleaver, 7, "t") == expected
 
 
 def test_a_waiting_seed_is_skipped_and_gets_its_turn_back_when_ready():
@@ -240,9 +271,32 @@ def test_a_waiting_seed_is_skipped_and_gets_its_turn_back_when_ready():
     # Turns alternate while both are ready; once seed 1 waits for its outcomes, seed 2 is
     # served alone. When seed 1's batch becomes ready, the turn after seed 2 is seed 1's.
     bayesian = build("bayesian", seed=1, n_initial=2, batch_size=2)
-    interleaver = Interleaver({1: bayesian, 2: _random(2, 5)})
-    assert _served(interleaver, 4, "a") == [(1, 0), (2, 0), (1, 1), (2, 1)]
+    interleaver = Interleaver({1: bayesian, 2: _random(2, 5)}, None, ONE)
+    configs: dict = {}
+    assert _served(interleaver, 4, "a", configs) == [(1, 0), (2, 0), (1, 1), (2, 1)]
     assert _served(interleaver, 1, "b") == [(2, 2)]  # seed 1 waits: seed 2 goes on
-    for trial_id, k in (("a0", 0), ("a2", 1)):  # seed 1's trials 0 and 1 complete
-        interleaver.complete(trial_id, result_dict({"params": bayesian.suggestion(k)}), False)
+    for trial_id in ("a0", "a2"):  # seed 1's trials 0 and 1 complete
+        interleaver.complete(trial_id, result_dict(configs[trial_id]), False)
     assert _served(interleaver, 5, "c") == [(1, 2), (2, 3), (1, 3), (2, 4), None]
+
+
+def test_a_repeated_completion_is_delivered_once_and_not_held():
+    delivered: list[CompletedTrial] = []
+    interleaver = _interleaver(delivered.append)
+    config = interleaver.suggest("t0")
+    result = result_dict(config)
+    interleaver.complete("t0", result, False)
+    interleaver.complete("t0", result, False)  # Tune may report a trial twice
+    assert [(c.seed, c.trial_index) for c in delivered] == [(config["seed"], 0)]
+    assert interleaver.held() == []
+    assert not interleaver.failed
+
+
+def test_a_repeated_completion_with_another_outcome_is_refused():
+    interleaver = _interleaver()
+    config = interleaver.suggest("t0")
+    interleaver.complete("t0", result_dict(config), False)
+    with pytest.raises(ValueError, match="already has outcome"):
+        interleaver.complete("t0", _result(0, status="ok", score=123.0), False)
+    interleaver.complete("t0", None, True)  # an error report after the outcome changes nothing
+    assert not interleaver.failed and interleaver.held() == []

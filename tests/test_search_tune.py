@@ -14,9 +14,18 @@ import time
 
 import pytest
 import search_testkit
-from search_testkit import TOY_SPACE, canonical, result_dict, toy_outcome, tune_like
+from search_testkit import (
+    TOY_SPACE,
+    candidates,
+    canonical,
+    drive,
+    result_dict,
+    toy_outcome,
+    tune_like,
+)
 
-from search.interleave import CompletedTrial, TrialKey
+from search.interleave import Chunking, CompletedTrial, TrialKey
+from search.pool import SuggestionPool
 from search.registry import make_searcher
 
 RAY_INIT = {"num_cpus": 4}
@@ -25,7 +34,7 @@ OPTIONS = {"n_initial": 4, "batch_size": 4}
 ITERATIONS = 8  # per seed: an initial batch and a model batch
 
 
-def _searchers():
+def _searchers(pool=None):
     return {
         seed: make_searcher(
             "bayesian",
@@ -33,6 +42,7 @@ def _searchers():
             seed=seed,
             iterations=ITERATIONS,
             invalid_score=-100.0,
+            pool=pool,
             **OPTIONS,
         )
         for seed in SEEDS
@@ -40,23 +50,30 @@ def _searchers():
 
 
 def _sleepy_objective(config, nap_scale=1.0):
-    # Sleep times come from their own generator, keyed by the trial but salted: arbitrary
-    # with respect to the search seed. Long enough that trials overlap even when the
-    # machine is busy and Ray's workers come up seconds apart.
-    nap = random.Random(f"nap-{config['seed']}-{config['trial_index']}").uniform(0.2, 1.0)
+    # One candidate per trial here (chunks of 1: these tests are about trials running at
+    # once). Sleep times come from their own generator, keyed by the trial but salted:
+    # arbitrary with respect to the search seed. Long enough that trials overlap even
+    # when the machine is busy and Ray's workers come up seconds apart.
+    (candidate,) = config["trials"]
+    trial_index = candidate["trial_index"]
+    nap = random.Random(f"nap-{config['seed']}-{trial_index}").uniform(0.2, 1.0)
     started = time.time()
     time.sleep(nap * nap_scale)
-    outcome = toy_outcome(config["params"])
-    return {
+    outcome = toy_outcome(candidate["params"])
+    report = {
+        "trial_index": trial_index,
         "status": outcome.status,
         "score": -100.0 if outcome.score is None else outcome.score,
         "started": started,
         "ended": time.time(),
         "config_keys": sorted(config),
     }
+    return {"trials": [report]}
 
 
-def _run(tmp_path, name: str, max_concurrent: int, nap_scale: float) -> list[CompletedTrial]:
+def _run(
+    tmp_path, name: str, max_concurrent: int, nap_scale: float, pool=None
+) -> list[CompletedTrial]:
     import ray.cloudpickle
     from ray import tune
 
@@ -67,7 +84,9 @@ def _run(tmp_path, name: str, max_concurrent: int, nap_scale: float) -> list[Com
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.cloudpickle.register_pickle_by_value(search_testkit)
     delivered: list[CompletedTrial] = []
-    searcher = TuneSearcher(_searchers(), on_result=delivered.append)
+    searcher = TuneSearcher(
+        _searchers(pool), on_result=delivered.append, chunking=Chunking(max_chunk=1)
+    )
     tuner = tune.Tuner(
         tune.with_parameters(_sleepy_objective, nap_scale=nap_scale),
         tune_config=tune.TuneConfig(
@@ -107,7 +126,7 @@ def _max_overlap(delivered: list[CompletedTrial]) -> int:
 @pytest.mark.ray
 def test_concurrent_trials_give_the_records_of_one_at_a_time(ray_local, tmp_path):
     concurrent = _run(tmp_path, "concurrent", max_concurrent=4, nap_scale=1.0)
-    assert all(c.result["config_keys"] == ["params", "seed", "trial_index"] for c in concurrent)
+    assert all(c.result["config_keys"] == ["seed", "trials"] for c in concurrent)
     assert _max_overlap(concurrent) >= 2, "trials did not really run at once"
     # Trials finished in another order than they started: a searcher fed in completion
     # order would have seen a different history.
@@ -125,6 +144,19 @@ def test_concurrent_trials_give_the_records_of_one_at_a_time(ray_local, tmp_path
         assert c.outcome == toy_outcome(c.params)
 
 
+@pytest.mark.ray
+def test_tune_polls_through_batches_computed_in_a_suggestion_pool(ray_local, tmp_path):
+    # Tune keeps polling while every trial has ended and the seeds' model batches are
+    # being computed in the pool (suggest() returns None, not FINISHED, meanwhile), and
+    # the records are those of the same pool driven without Tune.
+    with SuggestionPool(2) as pool:
+        pooled = _run(tmp_path, "pooled", max_concurrent=4, nap_scale=0.1, pool=pool)
+        alone = {seed: drive(searcher) for seed, searcher in _searchers(pool).items()}
+    assert sorted((c.seed, c.trial_index, canonical(c.params)) for c in pooled) == sorted(
+        (seed, k, params) for seed, sequence in alone.items() for k, params in sequence
+    )
+
+
 def test_tune_searcher_save_and_restore_continue_identically(tmp_path):
     from search.tune_searcher import TuneSearcher
 
@@ -136,7 +168,9 @@ def test_tune_searcher_save_and_restore_continue_identically(tmp_path):
 
     def sequences(configs):
         return sorted(
-            (c["seed"], c["trial_index"], canonical(c["params"])) for c in configs.values()
+            (seed, k, canonical(params))
+            for config in configs.values()
+            for seed, k, params in candidates(config)
         )
 
     reference, _ = play(TuneSearcher(_searchers()), random.Random(3))
@@ -146,7 +180,8 @@ def test_tune_searcher_save_and_restore_continue_identically(tmp_path):
     restored = TuneSearcher(_searchers())
     restored.restore(str(tmp_path / "searcher.pkl"))
     for trial_id, config in running.items():
-        assert restored.trial(trial_id) == TrialKey(config["seed"], config["trial_index"])
+        expected = [TrialKey(seed, k) for seed, k, _ in candidates(config)]
+        assert restored.chunk(trial_id).keys == expected
     after, _ = play(restored, random.Random(5), running=running)  # Tune reruns those
     assert restored.finished and not restored.failed
     assert sequences({**before, **after}) == sequences(reference)

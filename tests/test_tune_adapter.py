@@ -17,6 +17,7 @@ from trainable.tune_adapter import (
     CACHED_TABLES,
     backtest_trainable,
     cached_candles,
+    chunk_result,
     clear_cache,
     trial_result,
 )
@@ -47,21 +48,26 @@ def direct(table: pa.Table, params: dict) -> dict:
 def test_a_tune_run_reports_direct_metrics_and_invalid_outcomes(ray_local, table, tmp_path):
     from ray import tune
 
+    chunks = [
+        [{"trial_index": k, "params": PARAMS[k]} for k in (0, 1)],
+        [{"trial_index": k, "params": PARAMS[k]} for k in (2, 3)],
+    ]
     tuner = tune.Tuner(
         tune.with_parameters(backtest_trainable, candles=table, constants=CONSTANTS),
-        param_space={
-            "seed": 7,
-            "trial_index": tune.grid_search(list(range(len(PARAMS)))),
-            "params": tune.sample_from(lambda spec: PARAMS[spec.config["trial_index"]]),
-        },
+        param_space={"seed": 7, "trials": tune.grid_search(chunks)},
         tune_config=tune.TuneConfig(reuse_actors=True, max_concurrent_trials=2),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="adapter", verbose=0),
     )
     grid = tuner.fit()
     assert grid.num_errors == 0
-    reported = sorted((result.metrics for result in grid), key=lambda m: m["trial_index"])
-    assert [m["trial_index"] for m in reported] == list(range(len(PARAMS)))
-    assert all(m["seed"] == 7 for m in reported)
+    reports = [result.metrics for result in grid]
+    assert sorted(r["candidates"] for r in reports) == [2, 2]
+    # Each chunk's "score" (what Tune's tables show) is the best of its candidates.
+    for report in reports:
+        assert report["score"] == max(t["score"] for t in report["trials"])
+    reported = sorted((t for r in reports for t in r["trials"]), key=lambda t: t["trial_index"])
+    assert [t["trial_index"] for t in reported] == list(range(len(PARAMS)))
+    assert all(t["seed"] == 7 for t in reported)
     for metrics, params in zip(reported[:3], PARAMS[:3], strict=True):
         assert metrics["status"] == "ok" and metrics["message"] is None
         assert {name: metrics[name] for name in METRIC_NAMES} == direct(table, params)
@@ -74,12 +80,33 @@ def test_a_tune_run_reports_direct_metrics_and_invalid_outcomes(ray_local, table
     assert all(invalid[name] is None for name in METRIC_NAMES if name != "score")
 
 
+def test_a_chunk_config_is_checked():
+    for config, problem in (
+        ({"seed": 1, "trial_index": 0, "params": DEFAULT}, "exactly \\['seed', 'trials'\\]"),
+        ({"seed": 1, "trials": []}, "non-empty list"),
+        ({"seed": 1, "trials": [{"trial_index": 0}]}, "exactly trial_index and params"),
+    ):
+        with pytest.raises(ValueError, match=problem):
+            chunk_result(config, pa.table({"x": [1]}), CONSTANTS)
+
+
 @pytest.mark.ray
 def test_an_object_ref_to_the_table_gives_the_same_result(ray_local, table):
     config = {"seed": 1, "trial_index": 0, "params": PARAMS[1]}
     by_ref = trial_result(config, ray_local.put(table), CONSTANTS)
-    assert by_ref == trial_result(config, table, CONSTANTS)
+    by_value = trial_result(config, table, CONSTANTS)
+    assert _deterministic(by_ref) == _deterministic(by_value)
     assert {name: by_ref[name] for name in METRIC_NAMES} == direct(table, PARAMS[1])
+    # Where and when it ran: this execution's, never compared.
+    assert by_ref["node"] == ray_local.get_runtime_context().get_node_id()
+    assert by_ref["started_at"] <= by_ref["finished_at"] and by_ref["duration_s"] >= 0
+
+
+EXECUTION_KEYS = ("node", "started_at", "finished_at", "duration_s")
+
+
+def _deterministic(result: dict) -> dict:
+    return {key: value for key, value in result.items() if key not in EXECUTION_KEYS}
 
 
 def test_a_kernel_rejection_is_an_invalid_outcome(table):

@@ -48,6 +48,7 @@ __all__ = [
     "JobConstants",
     "Trade",
     "backtest",
+    "backtest_equity",
     "backtest_metrics",
     "warm_up",
 ]
@@ -63,7 +64,7 @@ def backtest(candles: Candles, params: StrategyParams, constants: JobConstants) 
     first call on a `Candles` also computes its parameter-free features
     (`trainable.features`), which later calls reuse.
     """
-    ints, floats, values = _run(candles, params, constants)
+    ints, floats, values, _ = _run(candles, params, constants)
     return BacktestResult(trades=_trades(ints, floats), metrics=values)
 
 
@@ -76,6 +77,15 @@ def backtest_metrics(
     objects, ~1-2 us per trade (~10,000 trades in a 1M-candle backtest).
     """
     return _run(candles, params, constants)[2]
+
+
+def backtest_equity(
+    candles: Candles, params: StrategyParams, constants: JobConstants
+) -> np.ndarray:
+    """The marked equity at every close (C15, `E_0 = 1.0`), one float64 per bar: the curve
+    the metrics of `backtest` are computed from, with the same bits. Raises as `backtest`.
+    """
+    return _run(candles, params, constants)[3]
 
 
 def warm_up() -> float:
@@ -108,7 +118,7 @@ def warm_up() -> float:
 
 def _run(
     candles: Candles, params: StrategyParams, constants: JobConstants
-) -> tuple[np.ndarray, np.ndarray, dict[str, int | float | None]]:
+) -> tuple[np.ndarray, np.ndarray, dict[str, int | float | None], np.ndarray]:
     for name, value, expected in (
         ("candles", candles, Candles),
         ("params", params, StrategyParams),
@@ -153,7 +163,7 @@ def _run(
         constants.bars_per_year,
         constants.min_trades,
     )
-    return ints, floats, values
+    return ints, floats, values, equity
 
 
 def _trades(ints: np.ndarray, floats: np.ndarray) -> tuple[Trade, ...]:

@@ -2,12 +2,18 @@
 imports ray.
 
 Use it as
-    tune.with_parameters(backtest_trainable, candles=table, constants=JobConstants(...))
-with trial configs `{"seed": int, "trial_index": int, "params": {name: int | float}}`
-(DESIGN.md, "Interfaces"; any other key is refused). `with_parameters` puts the table
-in the object store once (or uses the ObjectRef it is given) and hands each trial the
-table; `trial_result` also accepts an ObjectRef. Each trial runs one backtest and
-reports once, with `ray.tune.report`, the dict of `trial_result`.
+    tune.with_parameters(backtest_trainable, candles=table, constants=JobConstants(...),
+                         strategy=get_strategy(name))
+with trial configs that carry a chunk of one seed's candidates, `{"seed": int, "trials":
+[{"trial_index": int, "params": {name: int | float}}, ...]}` (search.interleave; any
+other key is refused). `with_parameters` puts the table in the object store once (or
+uses the ObjectRef it is given) and hands each trial the table; the result functions
+also accept an ObjectRef. A trial runs the strategy's `evaluate` (the key-level
+reversal backtest when no strategy is given) on each candidate in order and reports
+once, with `ray.tune.report`, the dict of `chunk_result`: every candidate's result
+under "trials", and the chunk's best score as "score" (what Tune's own tables show).
+One report per chunk: a chunk whose worker dies reported nothing, so Tune's retry
+recomputes all of it and no candidate is ever delivered twice.
 
 Two kinds of failure (DESIGN.md, contract 3): a ValueError from the parameters'
 validation or from the kernel is the trial's deterministic `invalid` outcome, reported
@@ -26,6 +32,7 @@ checks and the kernel's parameter-free features: 25 us instead of 0.3 ms per tri
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
@@ -35,11 +42,9 @@ import pyarrow as pa
 import ray
 from ray import tune
 
-from trainable.backtest import backtest_metrics
 from trainable.candle_table import table_columns
-from trainable.declaration import METRIC_NAMES, SCORE_PENALTY
 from trainable.features import candle_features
-from trainable.params import StrategyParams
+from trainable.strategies import DEFAULT_STRATEGY, Strategy, get_strategy, outcome
 from trainable.types import Candles, JobConstants
 
 CACHED_TABLES = 2  # a worker serves one job's table; 2 covers a switch without thrashing
@@ -49,38 +54,85 @@ _cache_lock = threading.Lock()
 
 
 def backtest_trainable(
-    config: Mapping[str, Any], *, candles: pa.Table | ray.ObjectRef, constants: JobConstants
+    config: Mapping[str, Any],
+    *,
+    candles: pa.Table | ray.ObjectRef,
+    constants: JobConstants,
+    strategy: Strategy | None = None,
 ) -> None:
-    """Tune function trainable: one backtest, one `ray.tune.report(trial_result(...))`."""
-    tune.report(trial_result(config, candles, constants))
+    """Tune function trainable: a chunk of evaluations, one report (`chunk_result`)."""
+    tune.report(chunk_result(config, candles, constants, strategy))
+
+
+def chunk_result(
+    config: Mapping[str, Any],
+    candles: pa.Table | ray.ObjectRef,
+    constants: JobConstants,
+    strategy: Strategy | None = None,
+) -> dict[str, Any]:
+    """Every candidate's `trial_result`, in order, under "trials"; "score" is the best
+    of them and "candidates" their number (for Tune's tables and the dashboard).
+
+    Raises, for the whole chunk, what `trial_result` raises for one candidate.
+    """
+    seed, candidates = _parse_chunk(config)
+    if isinstance(candles, ray.ObjectRef):
+        candles = ray.get(candles)
+    results = []
+    for trial_index, params in candidates:
+        single = {"seed": seed, "trial_index": trial_index, "params": params}
+        results.append(trial_result(single, candles, constants, strategy))
+    return {
+        "seed": seed,
+        "trials": results,
+        "candidates": len(results),
+        "score": max(result["score"] for result in results),
+    }
 
 
 def trial_result(
-    config: Mapping[str, Any], candles: pa.Table | ray.ObjectRef, constants: JobConstants
+    config: Mapping[str, Any],
+    candles: pa.Table | ray.ObjectRef,
+    constants: JobConstants,
+    strategy: Strategy | None = None,
 ) -> dict[str, Any]:
-    """The trial's result: seed, trial_index, status, message and every metric.
+    """The trial's result: seed, trial_index, status, message, every metric, and where
+    and when it ran.
 
-    `status` is "ok" (message None, metrics as `backtest_metrics` returns them) or
-    "invalid" (message "ExceptionClass: text", score SCORE_PENALTY, every other metric
-    None). Raises on a malformed config, a bad candle table or wrong constants.
+    `status` is "ok" (message None, metrics as the strategy's `evaluate` returns them)
+    or "invalid" (message "ExceptionClass: text", score SCORE_PENALTY, every other
+    metric None). Raises on a malformed config, a bad candle table or wrong constants.
+    `node` (the Ray node id, None outside Ray), `started_at` / `finished_at` (epoch
+    seconds) and `duration_s` describe this execution only: they are never compared.
     """
     seed, trial_index, values = _parse_config(config)
     if not isinstance(constants, JobConstants):
         raise TypeError(f"constants must be a JobConstants, got {type(constants).__name__}")
+    strategy = get_strategy(DEFAULT_STRATEGY) if strategy is None else strategy
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"strategy must be a Strategy, got {type(strategy).__name__}")
     if isinstance(candles, ray.ObjectRef):
         candles = ray.get(candles)
     prepared = cached_candles(candles)
     result: dict[str, Any] = {"seed": seed, "trial_index": trial_index}
-    try:
-        metrics = backtest_metrics(prepared, StrategyParams.from_mapping(values), constants)
-    except ValueError as error:
-        result.update(status="invalid", message=f"{type(error).__name__}: {error}")
-        result.update(dict.fromkeys(METRIC_NAMES))
-        result["score"] = SCORE_PENALTY
-        return result
-    result.update(status="ok", message=None)
+    started_at, started = time.time(), time.perf_counter()
+    metrics, message = outcome(strategy, prepared, values, constants)
+    result.update(status="ok" if message is None else "invalid", message=message)
     result.update(metrics)
+    result.update(
+        node=_node_id(),
+        started_at=started_at,
+        finished_at=time.time(),
+        duration_s=time.perf_counter() - started,
+    )
     return result
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside a Ray worker or driver)."""
+    if not ray.is_initialized():
+        return None
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def cached_candles(table: pa.Table) -> Candles:
@@ -109,6 +161,22 @@ def clear_cache() -> None:
     """Forget the cached Candles (tests; a worker never needs to)."""
     with _cache_lock:
         _cache.clear()
+
+
+def _parse_chunk(config: Mapping[str, Any]) -> tuple[int, list[tuple[int, Mapping[str, Any]]]]:
+    if not isinstance(config, Mapping):
+        raise TypeError(f"trial config must be a mapping, got {type(config).__name__}")
+    if set(config) != {"seed", "trials"}:
+        raise ValueError(f"trial config must have exactly ['seed', 'trials'], got {sorted(config)}")
+    trials = config["trials"]
+    if not isinstance(trials, list) or not trials:
+        raise ValueError(f"trial config trials must be a non-empty list, got {trials!r}")
+    candidates = []
+    for entry in trials:
+        if not isinstance(entry, Mapping) or set(entry) != {"trial_index", "params"}:
+            raise ValueError(f"a chunk's trial must have exactly trial_index and params: {entry!r}")
+        candidates.append((entry["trial_index"], entry["params"]))
+    return config["seed"], candidates
 
 
 def _parse_config(config: Mapping[str, Any]) -> tuple[int, int, Mapping[str, object]]:

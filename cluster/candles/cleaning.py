@@ -129,7 +129,8 @@ def check_rules(
         return
     shown = min(bad.size, MAX_LISTED)
     problems = [
-        f"{count(int(bad.size), 'row')} break the candle rules; cleaning never drops or "
+        f"{count(int(bad.size), 'row')} {'breaks' if bad.size == 1 else 'break'} the candle "
+        "rules; cleaning never drops or "
         f"edits a row, so the dataset is rejected (first {shown} shown)"
     ]
     for index in bad[:MAX_LISTED]:

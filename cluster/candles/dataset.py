@@ -122,11 +122,16 @@ def check_fingerprint(dataset: Dataset, recorded: str) -> None:
     """
     if dataset.manifest.fingerprint != recorded:
         manifest = dataset.manifest
+        where = {
+            "ccxt": "a ccxt source reads the local cache, which changes only by "
+            "`data fetch --refresh` or a re-fetch of a corrupt file",
+            "parquet": f"the file {getattr(manifest.source, 'path', '')} is not what it was",
+            "synthetic": "the generator's code changed",
+        }[manifest.source.kind]
         raise DataChanged(
             f"the candle data changed: recorded fingerprint {recorded}, now "
             f"{manifest.fingerprint} ({manifest.source.kind} {manifest.pair or ''} "
-            f"{manifest.timeframe}, {manifest.rows} rows); a ccxt source reads the cache, "
-            "which changes only by `data fetch --refresh` or a re-fetch of a corrupt file"
+            f"{manifest.timeframe}, {manifest.rows} rows); {where}"
         )
 
 

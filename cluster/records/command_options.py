@@ -21,8 +21,8 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
         "--database-url",
         metavar="URL",
         default=None,
-        help="PostgreSQL to use (default: $DATABASE_URL, else the embedded server); keep "
-        "the password in PGPASSFILE (~/.pgpass), not in the URL",
+        help="PostgreSQL to use (default: $DATABASE_URL, else the embedded server); a URL "
+        "with a password is refused: keep it in PGPASSFILE (~/.pgpass)",
     )
 
 
@@ -41,19 +41,31 @@ def records_command(
     run: Callable[[argparse.Namespace], int],
 ) -> Callable[[argparse.Namespace], int]:
     """Exit 2 for a name that is not recorded, 1 with a one-line message when the
-    database cannot be used (no traceback: it is not a bug in this program)."""
+    database cannot be used, the ensemble is running elsewhere, or a write would change
+    a record (no traceback: none of these is a bug in this program)."""
 
     @functools.wraps(run)
     def wrapped(args: argparse.Namespace) -> int:
         from cluster.records.migrations import MigrationError
         from cluster.records.pg_server import EmbeddedServerError
-        from cluster.records.types import NotRecorded, RecordsUnavailable
+        from cluster.records.types import (
+            EnsembleBusy,
+            NonDeterministicRetry,
+            NotRecorded,
+            RecordsUnavailable,
+        )
 
         try:
             return run(args)
         except NotRecorded as error:
             raise InvalidInput(str(error)) from None
-        except (RecordsUnavailable, EmbeddedServerError, MigrationError) as error:
+        except (
+            RecordsUnavailable,
+            EmbeddedServerError,
+            MigrationError,
+            EnsembleBusy,
+            NonDeterministicRetry,
+        ) as error:
             print(f"error: {error}", file=sys.stderr)
             return EXIT_FAILED
 

@@ -14,15 +14,20 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from cluster.records.evaluations import EvaluationRecord
 from cluster.records.exact import parse_canonical_params
 from cluster.records.sql import DETERMINISTIC_SELECT
 from cluster.records.types import (
     METRIC_COLUMNS,
+    EnsembleDetail,
     EnsembleStatus,
     EnsembleSummary,
     JobStatus,
     JobSummary,
     NotRecorded,
+    RunKind,
+    RunOutcome,
+    RunRecord,
     TrialRecord,
     TrialStatus,
 )
@@ -33,10 +38,17 @@ _JOB_COLUMNS = (
     "id, ensemble_id, seed, spec_id, searcher, budget, status::text, n_trials, n_ok, "
     "n_invalid, best_trial_index, best_score, best_params"
 )
+_JOBS = f"SELECT {_JOB_COLUMNS} FROM training_job_overview"
+_JOB_BY_SEED = f"{_JOBS} WHERE ensemble_id = %s AND seed = %s"
+_JOB_BY_ID = f"{_JOBS} WHERE id = %s"
 _TRIAL_SELECT = sql.SQL(
     "SELECT {deterministic}, t.node, t.attempts, t.started_at, t.finished_at, t.duration_s "
     "FROM trials t JOIN training_jobs j ON j.id = t.training_job_id "
 ).format(deterministic=DETERMINISTIC_SELECT)
+_EVALUATION_SELECT = sql.SQL(
+    "SELECT ensemble_id, kind, label, params_exact, dataset_fingerprint, status::text, score, "
+    "{metrics}, message, basis, recorded_at FROM evaluations "
+).format(metrics=sql.SQL(", ").join(map(sql.Identifier, METRIC_COLUMNS)))
 _UUID_PREFIX = re.compile(r"^[0-9a-f-]{1,36}$")
 
 
@@ -44,6 +56,13 @@ def _job(row: Sequence[Any]) -> JobSummary:
     values = list(row)
     values[6] = JobStatus(values[6])
     return JobSummary(*values)
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[2] = RunKind(values[2])
+    values[10] = None if values[10] is None else RunOutcome(values[10])
+    return RunRecord(*values)
 
 
 def _trial(row: Sequence[Any]) -> TrialRecord:
@@ -65,6 +84,26 @@ def _trial(row: Sequence[Any]) -> TrialRecord:
         started_at,
         finished_at,
         duration_s,
+    )
+
+
+def _evaluation(row: Sequence[Any]) -> EvaluationRecord:
+    ensemble_id, kind, label, params_exact, fingerprint, status, score = row[:7]
+    n = len(METRIC_COLUMNS)
+    metrics = dict(zip(METRIC_COLUMNS, row[7 : 7 + n], strict=True))
+    message, basis, recorded_at = row[7 + n :]
+    return EvaluationRecord(
+        ensemble_id,
+        kind,
+        label,
+        parse_canonical_params(params_exact),
+        fingerprint,
+        TrialStatus(status),
+        score,
+        metrics,
+        message,
+        basis,
+        recorded_at,
     )
 
 
@@ -92,9 +131,7 @@ class RecordsQueries:
 
         def read(conn: psycopg.Connection) -> list[EnsembleSummary]:
             jobs: dict[uuid.UUID, list[JobSummary]] = {}
-            for row in conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM training_job_overview ORDER BY ensemble_id, seed"
-            ):
+            for row in conn.execute(f"{_JOBS} ORDER BY ensemble_id, seed"):
                 jobs.setdefault(row[1], []).append(_job(row))
             rows = conn.execute(
                 "SELECT id, name, spec_id, seeds, status::text, dataset_fingerprint, "
@@ -116,6 +153,63 @@ class RecordsQueries:
             ]
 
         return self._read("listing ensembles", read)
+
+    def ensemble_detail(self, ensemble_id: uuid.UUID) -> EnsembleDetail:
+        """What is recorded about the ensemble itself, with its live status."""
+
+        def read(conn: psycopg.Connection) -> EnsembleDetail:
+            row = conn.execute(
+                "SELECT e.id, e.name, e.spec_id, e.spec, e.seeds, e.dataset_fingerprint, "
+                "e.records_version, e.library_versions, e.host, o.status::text, e.created_at "
+                "FROM ensembles e JOIN ensemble_overview o ON o.id = e.id WHERE e.id = %s",
+                [ensemble_id],
+            ).fetchone()
+            if row is None:
+                raise NotRecorded(f"ensemble {ensemble_id} is not recorded")
+            values = list(row)
+            values[4] = tuple(values[4])
+            values[9] = EnsembleStatus(values[9])
+            return EnsembleDetail(*values)
+
+        return self._read(f"reading ensemble {ensemble_id}", read)
+
+    def ensembles_of_spec(self, spec_id: str) -> list[tuple[uuid.UUID, str]]:
+        """(id, dataset fingerprint) of every ensemble of `spec_id`, oldest first."""
+        return self._read(
+            "finding the ensembles of a spec",
+            lambda conn: [
+                (row[0], row[1])
+                for row in conn.execute(
+                    "SELECT id, dataset_fingerprint FROM ensembles WHERE spec_id = %s "
+                    "ORDER BY created_at, id",
+                    [spec_id],
+                )
+            ],
+        )
+
+    def latest_ensemble(self) -> uuid.UUID:
+        """The ensemble created last (NotRecorded when there is none)."""
+        row = self._read(
+            "finding the latest ensemble",
+            lambda conn: conn.execute(
+                "SELECT id FROM ensembles ORDER BY created_at DESC, id DESC LIMIT 1"
+            ).fetchone(),
+        )
+        if row is None:
+            raise NotRecorded("no ensemble is recorded yet: `run` a job first")
+        return row[0]
+
+    def runs(self, ensemble_id: uuid.UUID) -> list[RunRecord]:
+        """The ensemble's executions, oldest first."""
+        query = (
+            "SELECT id, ensemble_id, kind, execution, platform, manifest, "
+            "platform_change_allowed, host, started_at, finished_at, outcome "
+            "FROM ensemble_runs WHERE ensemble_id = %s ORDER BY started_at, id"
+        )
+        return self._read(
+            f"reading the runs of ensemble {ensemble_id}",
+            lambda conn: [_run(row) for row in conn.execute(query, [ensemble_id])],
+        )
 
     def find_ensemble(self, text: str) -> uuid.UUID:
         """The ensemble whose id is `text` or starts with it (as `list` shows it)."""
@@ -146,7 +240,7 @@ class RecordsQueries:
                 seed = int(seed_text)
             except ValueError:
                 raise NotRecorded(f"{seed_text!r} is not a seed (an integer)") from None
-            where, params = "ensemble_id = %s AND seed = %s", [ensemble_id, seed]
+            query, params = _JOB_BY_SEED, [ensemble_id, seed]
         else:
             try:
                 job_id = int(text)
@@ -154,12 +248,10 @@ class RecordsQueries:
                 raise NotRecorded(
                     f"{text!r} is not a job: give its id (as `list` shows it) or ENSEMBLE:SEED"
                 ) from None
-            where, params = "id = %s", [job_id]
+            query, params = _JOB_BY_ID, [job_id]
         row = self._read(
             "finding a job",
-            lambda conn: conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM training_job_overview WHERE {where}", params
-            ).fetchone(),
+            lambda conn: conn.execute(query, params).fetchone(),
         )
         if row is None:
             raise NotRecorded(f"no training job {text!r}")
@@ -191,4 +283,16 @@ class RecordsQueries:
         return self._read(
             f"reading the trials of ensemble {ensemble_id}",
             lambda conn: [_trial(r) for r in conn.execute(query, [ensemble_id, chosen, chosen])],
+        )
+
+    def evaluations(
+        self, ensemble_id: uuid.UUID, kind: str | None = None
+    ) -> list[EvaluationRecord]:
+        """The ensemble's extra backtests (of one `kind`, or all), by kind and label."""
+        query = _EVALUATION_SELECT + sql.SQL(
+            "WHERE ensemble_id = %s AND (%s::text IS NULL OR kind = %s) ORDER BY kind, label"
+        )
+        return self._read(
+            f"reading the evaluations of ensemble {ensemble_id}",
+            lambda conn: [_evaluation(r) for r in conn.execute(query, [ensemble_id, kind, kind])],
         )

@@ -21,6 +21,7 @@ Usage (the driver):
             recorder.record_trials(ensemble_id, [TrialRecord(...), ...])
             recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
             recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
+        recorder.record_evaluation(EvaluationRecord(...))  # the report's extra backtests
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from psycopg_pool import ConnectionPool
 
 from cluster.records import sql as q
 from cluster.records.database import redact
+from cluster.records.evaluations import EvaluationRecord
 from cluster.records.exact import canonical_params
 from cluster.records.lock import EnsembleLock
 from cluster.records.queries import RecordsQueries
@@ -49,6 +51,8 @@ from cluster.records.types import (
     NonDeterministicRetry,
     NotRecorded,
     RecordsUnavailable,
+    RunOutcome,
+    RunRecord,
     TrainingJobRecord,
     TrialRecord,
     check_sha256,
@@ -122,7 +126,7 @@ class Recorder(RecordsQueries):
             psycopg.connect(self._conninfo, connect_timeout=10).close()
         except psycopg.OperationalError as error:
             raise RecordsUnavailable(
-                f"cannot connect to PostgreSQL at {self.where}: {str(error).strip()}"
+                f"cannot connect to PostgreSQL at {self.where}: {' '.join(str(error).split())}"
             ) from None
 
     def _check_connection(self, conn: psycopg.Connection) -> None:
@@ -170,6 +174,20 @@ class Recorder(RecordsQueries):
             lambda conn: q.upsert(
                 conn, "datasets", {"fingerprint": fingerprint}, {"manifest": Jsonb(manifest)}
             ),
+        )
+
+    def ensure_dataset(self, fingerprint: str, manifest: Mapping[str, Any]) -> bool:
+        """Record a dataset unless its content is recorded already; True if it was new.
+
+        Unlike `upsert_dataset`, an existing row is kept as it is, whatever its manifest:
+        the same content may come from another file or download (or from the same one
+        read by newer libraries). The first manifest stays with the dataset; each run
+        records the manifest it loaded in `ensemble_runs`.
+        """
+        check_sha256("dataset fingerprint", fingerprint)
+        return self._run(
+            f"recording dataset {fingerprint[:12]}",
+            lambda conn: q.insert_dataset_if_missing(conn, fingerprint, Jsonb(manifest)),
         )
 
     def create_ensemble(self, ensemble: EnsembleRecord) -> None:
@@ -226,6 +244,33 @@ class Recorder(RecordsQueries):
                 )
 
         self._run(f"recording the jobs of ensemble {ensemble_id}", upsert_all)
+
+    def start_run(self, run: RunRecord) -> None:
+        """Record the start of an execution of an ensemble (an idempotent upsert)."""
+        values = {
+            "ensemble_id": run.ensemble_id,
+            "kind": run.kind.value,
+            "execution": Jsonb(run.execution),
+            "platform": Jsonb(run.platform),
+            "platform_change_allowed": run.platform_change_allowed,
+            "manifest": Jsonb(run.manifest),
+            "host": Jsonb(run.host),
+        }
+        self._run(
+            f"recording run {run.id} of ensemble {run.ensemble_id}",
+            lambda conn: q.upsert(conn, "ensemble_runs", {"id": run.id}, values),
+        )
+
+    def finish_run(
+        self, run_id: uuid.UUID, outcome: RunOutcome, execution: Mapping[str, Any] | None = None
+    ) -> None:
+        """Record how an execution ended (the first recorded outcome stays), adding
+        `execution` facts learnt while it ran (e.g. how many Tune trials it took)."""
+        outcome = RunOutcome(outcome)
+        self._run(
+            f"recording the end of run {run_id}",
+            lambda conn: q.finish_run(conn, run_id, outcome, Jsonb(dict(execution or {}))),
+        )
 
     def record_trial(self, ensemble_id: uuid.UUID, trial: TrialRecord) -> None:
         """Record one finished trial (see record_trials)."""
@@ -298,6 +343,33 @@ class Recorder(RecordsQueries):
                 raise NotRecorded(f"ensemble {ensemble_id} has no training job for seed {seed}")
             self._job_refs[key] = found
         return self._job_refs[key]
+
+    def record_evaluation(self, evaluation: EvaluationRecord) -> bool:
+        """Record an extra backtest of an ensemble; True if it was new. The same record
+        again is a no-op; one that differs in its deterministic part raises
+        NonDeterministicRetry and the stored one stays."""
+        values = {
+            "params": Jsonb(evaluation.params),
+            "params_exact": canonical_params(evaluation.params),
+            "basis": Jsonb(evaluation.basis),
+            "dataset_fingerprint": evaluation.dataset_fingerprint,
+            "status": evaluation.status.value,
+            "score": evaluation.score,
+            **evaluation.metrics,
+            "message": evaluation.message,
+        }
+
+        def upsert(conn: psycopg.Connection) -> bool:
+            try:
+                return q.upsert(conn, "evaluations", evaluation.key, values)
+            except psycopg.errors.ForeignKeyViolation:
+                raise NotRecorded(
+                    f"ensemble {evaluation.ensemble_id} or dataset "
+                    f"{evaluation.dataset_fingerprint} is not recorded"
+                ) from None
+
+        what = f"recording evaluation {evaluation.kind}/{evaluation.label}"
+        return self._run(f"{what} of ensemble {evaluation.ensemble_id}", upsert)
 
     def set_job_status(self, ensemble_id: uuid.UUID, seed: int, status: JobStatus) -> None:
         """Set a job's status; `complete` also sets its best trial and finished_at.

@@ -21,6 +21,7 @@ from cluster.records.types import (
     JobStatus,
     NonDeterministicRetry,
     NotRecorded,
+    RunOutcome,
     TrialRecord,
 )
 
@@ -254,3 +255,27 @@ def mark_interrupted(conn: psycopg.Connection, ensemble_id: uuid.UUID) -> None:
         "UPDATE ensembles SET status = 'interrupted' WHERE id = %s AND status = 'running'",
         [ensemble_id],
     )
+
+
+def insert_dataset_if_missing(conn: psycopg.Connection, fingerprint: str, manifest: Jsonb) -> bool:
+    row = conn.execute(
+        "INSERT INTO datasets (fingerprint, manifest) VALUES (%s, %s) "
+        "ON CONFLICT (fingerprint) DO NOTHING RETURNING true",
+        [fingerprint, manifest],
+    ).fetchone()
+    return row is not None
+
+
+def finish_run(
+    conn: psycopg.Connection, run_id: uuid.UUID, outcome: RunOutcome, execution: Jsonb
+) -> None:
+    updated = conn.execute(
+        "UPDATE ensemble_runs SET outcome = %s, finished_at = coalesce(finished_at, now()), "
+        "execution = execution || %s WHERE id = %s AND outcome IS NULL RETURNING true",
+        [outcome.value, execution, run_id],
+    ).fetchone()
+    if (
+        updated is None
+        and conn.execute("SELECT 1 FROM ensemble_runs WHERE id = %s", [run_id]).fetchone() is None
+    ):
+        raise NotRecorded(f"run {run_id} is not recorded")

@@ -149,6 +149,39 @@ def _metric(name: str, value: object) -> int | float | None:
     return number if math.isfinite(number) else None
 
 
+def checked_outcome(
+    status: str,
+    score: object,
+    metrics: Mapping[str, object],
+    message: object,
+    what: str,
+) -> tuple[TrialStatus, float, dict[str, int | float | None]]:
+    """The outcome columns that trials and other evaluations share, checked: (status,
+    score, metrics as stored). `ok`: no message, n_trades defined; `invalid`: a message
+    (exception class and text), every metric undefined. `score` is finite either way.
+    `what` names the record in messages ("trial", "evaluation")."""
+    status = TrialStatus(status)
+    if not isinstance(score, float) or not math.isfinite(score):
+        raise ValueError(f"score must be a finite float, got {score!r}")
+    unknown = sorted(set(metrics) - set(METRIC_COLUMNS))
+    missing = [name for name in METRIC_COLUMNS if name not in metrics]
+    if unknown or missing:
+        raise ValueError(f"metrics: unknown {unknown}, missing {missing}")
+    stored = {name: _metric(name, metrics[name]) for name in METRIC_COLUMNS}
+    if status is TrialStatus.OK:
+        if message is not None:
+            raise ValueError(f"an ok {what} has no message, got {message!r}")
+        if stored["n_trades"] is None:
+            raise ValueError(f"an ok {what} needs n_trades")
+    else:
+        if not isinstance(message, str) or not message:
+            raise ValueError(f"an invalid {what} needs its message (exception class and text)")
+        defined = [name for name, value in stored.items() if value is not None]
+        if defined:
+            raise ValueError(f"an invalid {what} has no metrics, got {defined}")
+    return status, float(score), stored
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One finished trial (DESIGN.md, contracts 2 and 3).
@@ -188,17 +221,12 @@ class TrialRecord:
         check_int4("seed", self.seed)
         check_int4("trial_index", self.trial_index, minimum=0)
         object.__setattr__(self, "params", _plain_params(self.params))
-        object.__setattr__(self, "status", TrialStatus(self.status))
-        if not isinstance(self.score, float) or not math.isfinite(self.score):
-            raise ValueError(f"score must be a finite float, got {self.score!r}")
-        object.__setattr__(self, "score", float(self.score))
-        unknown = sorted(set(self.metrics) - set(METRIC_COLUMNS))
-        missing = [name for name in METRIC_COLUMNS if name not in self.metrics]
-        if unknown or missing:
-            raise ValueError(f"metrics: unknown {unknown}, missing {missing}")
-        metrics = {name: _metric(name, self.metrics[name]) for name in METRIC_COLUMNS}
+        status, score, metrics = checked_outcome(
+            self.status, self.score, self.metrics, self.message, "trial"
+        )
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "score", score)
         object.__setattr__(self, "metrics", metrics)
-        self._validate_outcome()
         check_int4("attempts", self.attempts, minimum=1)
         for name in ("started_at", "finished_at"):
             moment = getattr(self, name)
@@ -210,19 +238,6 @@ class TrialRecord:
             and self.duration_s >= 0
         ):
             raise ValueError(f"duration_s must be a finite float >= 0, got {self.duration_s!r}")
-
-    def _validate_outcome(self) -> None:
-        if self.status is TrialStatus.OK:
-            if self.message is not None:
-                raise ValueError(f"an ok trial has no message, got {self.message!r}")
-            if self.metrics["n_trades"] is None:
-                raise ValueError("an ok trial needs n_trades")
-        else:
-            if not isinstance(self.message, str) or not self.message:
-                raise ValueError("an invalid trial needs its message (exception class and text)")
-            defined = [name for name, value in self.metrics.items() if value is not None]
-            if defined:
-                raise ValueError(f"an invalid trial has no metrics, got {defined}")
 
     @classmethod
     def ok(
@@ -306,6 +321,64 @@ class EnsembleRecord:
             raise ValueError(f"seeds must be a non-empty list without repeats, got {list(seeds)}")
         object.__setattr__(self, "seeds", seeds)
         check_int4("records_version", self.records_version, minimum=1)
+
+
+class RunKind(StrEnum):
+    """ensemble_runs.kind: an ensemble's first execution, or a resume of it."""
+
+    RUN = "run"
+    RESUME = "resume"
+
+
+class RunOutcome(StrEnum):
+    """ensemble_runs.outcome: how an execution ended (NULL: its driver was killed)."""
+
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One execution of an ensemble (sql/002_ensemble_runs.sql). `id` is made by the
+    driver before its first write. Nothing here is part of what runs compare."""
+
+    id: uuid.UUID
+    ensemble_id: uuid.UUID
+    kind: RunKind
+    execution: Mapping[str, Any]
+    platform: Mapping[str, Any]
+    manifest: Mapping[str, Any]
+    platform_change_allowed: bool = False
+    host: Mapping[str, str] = field(default_factory=host_description)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: RunOutcome | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("id", "ensemble_id"):
+            if not isinstance(getattr(self, name), uuid.UUID):
+                raise ValueError(f"run {name} must be a uuid.UUID, got {getattr(self, name)!r}")
+        object.__setattr__(self, "kind", RunKind(self.kind))
+        if self.outcome is not None:
+            object.__setattr__(self, "outcome", RunOutcome(self.outcome))
+
+
+@dataclass(frozen=True)
+class EnsembleDetail:
+    """Everything recorded about an ensemble itself (resume and verify start here)."""
+
+    id: uuid.UUID
+    name: str | None
+    spec_id: str
+    spec: dict[str, Any]
+    seeds: tuple[int, ...]
+    dataset_fingerprint: str
+    records_version: int
+    library_versions: dict[str, str]
+    host: dict[str, str]
+    status: EnsembleStatus
+    created_at: datetime
 
 
 @dataclass(frozen=True)

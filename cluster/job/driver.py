@@ -1,0 +1,515 @@
+"""`run_job`: a job spec and its seeds in, one recorded ensemble out (DESIGN.md's data flow).
+
+In order, so that bad input never half-runs (contract 6):
+1. validate the spec (cluster.job.parse) and build every seed's searcher;
+2. resolve and load the candles once (cleaning rules, gap policy, fingerprint);
+3. record the dataset, a new ensemble, one training job per seed and this run, and take
+   the ensemble's lock (a second driver for it is refused);
+4. start or join Ray, put the candle table in the object store once, and run every seed
+   in one Tune experiment (cluster.job.experiment), recording each kernel outcome as
+   it arrives (cluster.job.recording); only this process talks to PostgreSQL;
+5. mark the jobs and the ensemble complete, or stop "interrupted, resumable" (exit 3)
+   when trials failed past their retries or a signal stopped the run.
+
+`execute_ensemble` (steps 4-5) is shared with `resume`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import IO, TYPE_CHECKING, Any
+
+from cluster.candles.dataset import Dataset, check_fingerprint
+from cluster.candles.exchange import DownloadSettings
+from cluster.errors import Interrupted, InvalidInput
+from cluster.job.data import load_job_data
+from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
+from cluster.job.parse import load_job_file
+from cluster.job.progress import Progress
+from cluster.job.recording import TrialRecording
+from cluster.job.spec import JobSpec
+from cluster.job.summary import print_summary
+from cluster.records.database import database, resolve_database_url
+from cluster.records.recorder import Recorder
+from cluster.records.retry import RetryPolicy
+from cluster.records.types import (
+    EnsembleRecord,
+    EnsembleStatus,
+    JobStatus,
+    NonDeterministicRetry,
+    RecordsUnavailable,
+    RunKind,
+    RunOutcome,
+    RunRecord,
+    TrainingJobRecord,
+    TrialRecord,
+)
+from search.core import SeededSearcher
+from search.interleave import CompletedTrial
+from search.registry import PLATFORM_DEPENDENT_KINDS, make_searcher
+from trainable.declaration import SCORE_PENALTY
+from trainable.strategies import DEFAULT_STRATEGY
+
+if TYPE_CHECKING:
+    from search.pool import SuggestionPool
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-invocation settings (execution-only, like the spec's `execution` table)."""
+
+    database_url: str | None = None
+    ray_address: str | None = None
+    max_concurrent_trials: int | None = None
+    storage_path: str | None = None
+    chunk_size: int | None = None
+    suggestion_processes: int | None = None
+    progress: bool = True
+    dashboard: bool = False
+    exchange_url: str | None = None
+    out: IO[str] | None = None
+    records_retry: RetryPolicy | None = None  # None: the recorder's default budget
+
+    def download_settings(self) -> DownloadSettings:
+        """How a ccxt source's candles are fetched (a mirror replaces the exchange's URL)."""
+        return DownloadSettings(api_url=self.exchange_url, progress=self.progress or None)
+
+
+def run_job(
+    spec: JobSpec | str | os.PathLike[str],
+    *,
+    seeds: tuple[int, ...] | list[int] | None = None,
+    expect_fingerprint: str | None = None,
+    expected_platform: Mapping[str, Any] | None = None,
+    allow_platform_change: bool = False,
+    **options: Any,
+) -> uuid.UUID:
+    """Run a job (a `JobSpec` or a job file's path) as a new ensemble; its id.
+
+    `seeds` replaces the spec's seed list; `options` are `RunOptions` fields. Raises
+    `InvalidInput` (exit 2) before anything is recorded when the spec, seeds or data
+    are wrong (or the data's fingerprint is not `expect_fingerprint`, or the numeric
+    platform is not `expected_platform` without `allow_platform_change`: a rerun), and
+    `Interrupted` (exit 3) when the run stopped before the end (`resume_job` finishes
+    it).
+    """
+    settings = RunOptions(**options)
+    out = settings.out or sys.stdout
+    resolve_database_url(settings.database_url)  # a wrong URL is refused before anything
+    if isinstance(spec, JobSpec):
+        if seeds is not None:
+            from cluster.job.parse import check_seeds
+
+            problems: list[str] = []
+            checked = check_seeds(list(seeds), "seeds", problems)
+            if checked is None:
+                raise InvalidInput(problems)
+            spec = spec.with_seeds(checked)
+    else:
+        spec = load_job_file(spec, seeds=None if seeds is None else tuple(seeds))
+    spec, dataset = load_job_data(spec, settings=settings.download_settings())
+    if expect_fingerprint is not None:
+        check_fingerprint(dataset, expect_fingerprint)
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
+        recorder.migrate()
+        earlier = recorder.ensembles_of_spec(spec.spec_id)
+        ensemble_id = uuid.uuid4()
+        recorder.ensure_dataset(dataset.manifest.fingerprint, dataset.manifest.to_dict())
+        recorder.create_ensemble(
+            EnsembleRecord(
+                id=ensemble_id,
+                spec_id=spec.spec_id,
+                spec=spec.resolved(),
+                seeds=spec.seeds,
+                dataset_fingerprint=dataset.manifest.fingerprint,
+                name=spec.name,
+            )
+        )
+        recorder.upsert_training_jobs(ensemble_id, [job_record(spec, s) for s in spec.seeds])
+        _print_start(out, spec, dataset, ensemble_id, earlier)
+        with recorder.running(ensemble_id):
+            execute_ensemble(
+                recorder,
+                ensemble_id,
+                spec,
+                dataset,
+                lambda pool: {seed: new_searcher(spec, seed, pool) for seed in spec.seeds},
+                settings,
+                RunKind.RUN,
+                expected_platform=expected_platform,
+                allow_platform_change=allow_platform_change,
+            )
+    return ensemble_id
+
+
+def new_searcher(spec: JobSpec, seed: int, pool: SuggestionPool | None = None) -> SeededSearcher:
+    return make_searcher(
+        spec.searcher,
+        space=spec.space,
+        seed=seed,
+        iterations=spec.iterations,
+        invalid_score=SCORE_PENALTY,
+        pool=pool,
+        **spec.searcher_options,
+    )
+
+
+def job_record(spec: JobSpec, seed: int) -> TrainingJobRecord:
+    return TrainingJobRecord(
+        seed=seed,
+        spec_id=spec.spec_id,
+        searcher=spec.searcher,
+        budget=spec.iterations,
+        searcher_options=dict(spec.searcher_options),
+    )
+
+
+SearcherFactory = Callable[["SuggestionPool | None"], dict[int, SeededSearcher]]
+
+
+def execute_ensemble(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    build_searchers: SearcherFactory,
+    settings: RunOptions,
+    kind: RunKind,
+    *,
+    recorded: Mapping[int, list[TrialRecord]] | None = None,
+    expected_platform: Mapping[str, Any] | None = None,
+    allow_platform_change: bool = False,
+) -> None:
+    """Run the seeds that `build_searchers(pool)` returns to the end and record them
+    (steps 4-5 above).
+
+    The caller holds the ensemble's lock. A Bayesian job's searchers compute their
+    batches in a `search.pool.SuggestionPool` (pinned numerics); its numeric platform is
+    recorded with the run, and must equal `expected_platform` (the ensemble's, on a
+    resume or a rerun) unless `allow_platform_change`. `recorded` are trials already in
+    the records (a resume): they count towards progress and are never run again.
+    PostgreSQL lost for longer than the recorder's retry budget stops the run as
+    `Interrupted` (exit 3), naming the database: what was committed stays, and
+    `resume` finishes it.
+    """
+    try:
+        _execute(
+            recorder, ensemble_id, spec, dataset, build_searchers, settings, kind,
+            recorded or {}, expected_platform, allow_platform_change,
+        )  # fmt: skip
+    except RecordsUnavailable as error:
+        raise Interrupted(
+            f"{error}; the trials recorded so far are kept: once the database is back, "
+            f"python -m cluster resume {ensemble_id}"
+        ) from None
+
+
+def _execute(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    build_searchers: SearcherFactory,
+    settings: RunOptions,
+    kind: RunKind,
+    recorded: Mapping[int, list[TrialRecord]],
+    expected_platform: Mapping[str, Any] | None,
+    allow_platform_change: bool,
+) -> None:
+    warm_kernel = spec.strategy == DEFAULT_STRATEGY
+    with (
+        suggestion_pool(spec, settings) as pool,
+        ray_session(settings.ray_address, dashboard=settings.dashboard, warm=warm_kernel),
+    ):
+        platform = pool.platform if pool is not None else {}
+        changed = _platform_changed(spec, expected_platform, platform, allow_platform_change)
+        searchers = build_searchers(pool)
+        run = RunRecord(
+            id=uuid.uuid4(),
+            ensemble_id=ensemble_id,
+            kind=kind,
+            execution=execution_record(spec, settings, pool),
+            platform=platform,
+            manifest=dataset.manifest.to_dict(),
+            platform_change_allowed=changed,
+        )
+        recorder.start_run(run)
+        for seed in searchers:
+            recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
+        progress = Progress(
+            {seed: spec.iterations for seed in searchers},
+            done={seed: len(recorded.get(seed, [])) for seed in searchers},
+            best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
+            enabled=settings.progress,
+        )
+        try:
+            end = _record_experiment(
+                recorder, ensemble_id, spec, dataset, searchers, settings, progress
+            )
+        finally:
+            progress.close()
+    if isinstance(end.error, RecordsUnavailable):
+        raise end.error  # no status can be written now (see execute_ensemble)
+    ran = {
+        "tune_trials": end.tune_trials,
+        "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),
+    }
+    complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
+    for seed in complete:
+        recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
+    out = settings.out or sys.stdout
+    if end.error is None and end.finished and len(complete) == len(searchers):
+        recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
+        recorder.finish_run(run.id, RunOutcome.COMPLETE, ran)
+        print_summary(recorder, ensemble_id, out)
+        return
+    if isinstance(end.error, NonDeterministicRetry):
+        recorder.finish_run(run.id, RunOutcome.FAILED, ran)
+        raise end.error
+    recorder.finish_run(run.id, RunOutcome.INTERRUPTED, ran)
+    print_summary(recorder, ensemble_id, out)
+    raise Interrupted(_why_unfinished(end.failed, end.error, ensemble_id))
+
+
+def _record_experiment(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    searchers: Mapping[int, SeededSearcher],
+    settings: RunOptions,
+    progress: Progress,
+) -> ExperimentEnd:
+    """The experiment, recording each outcome as it arrives; a recording error ends it
+    (`ExperimentEnd.error`)."""
+    recording = TrialRecording(
+        recorder, ensemble_id, spec.spec_id, on_recorded=lambda t: progress.add(t.seed, t.score)
+    )
+    switch = StopSwitch()
+
+    def on_result(completed: CompletedTrial, attempts: int) -> None:
+        if switch.error is not None:
+            return
+        try:
+            recording.add(completed, attempts)
+        except (RecordsUnavailable, NonDeterministicRetry) as problem:
+            switch.stop(problem)
+
+    end = _run(spec, dataset, searchers, settings, ensemble_id, on_result, progress, switch)
+    if end.error is None:
+        try:
+            recording.flush()
+        except (RecordsUnavailable, NonDeterministicRetry) as problem:
+            switch.stop(problem)
+    return replace(end, error=switch.error or end.error)
+
+
+@contextmanager
+def suggestion_pool(spec: JobSpec, settings: RunOptions) -> Iterator[SuggestionPool | None]:
+    """The pinned suggestion processes of a job whose searcher's bits depend on the
+    CPU (the Bayesian one); None for the others."""
+    if spec.searcher not in PLATFORM_DEPENDENT_KINDS:
+        yield None
+        return
+    from search.pool import SuggestionPool
+
+    size = settings.suggestion_processes or spec.execution.suggestion_processes
+    with SuggestionPool(size) as pool:
+        yield pool
+
+
+def _platform_changed(
+    spec: JobSpec,
+    expected: Mapping[str, Any] | None,
+    platform: Mapping[str, Any],
+    allowed: bool,
+) -> bool:
+    """Whether this run's numeric platform differs from the ensemble's; InvalidInput
+    naming each difference unless that is `allowed`. Only the Bayesian searcher's
+    suggestions depend on it."""
+    if spec.searcher not in PLATFORM_DEPENDENT_KINDS or not expected:
+        return False
+    from search.pinned import platform_differences
+
+    differences = platform_differences(expected, platform)
+    if differences and not allowed:
+        raise InvalidInput(
+            [
+                "this machine's numeric platform differs from the one the ensemble's "
+                "Bayesian suggestions were computed on, so they would not be reproduced:",
+                *differences,
+                "--allow-platform-change proceeds anyway (and records that it did)",
+            ]
+        )
+    return bool(differences)
+
+
+def _run(
+    spec: JobSpec,
+    dataset: Dataset,
+    searchers: Mapping[int, SeededSearcher],
+    settings: RunOptions,
+    ensemble_id: uuid.UUID,
+    on_result: Any,
+    progress: Progress,
+    switch: StopSwitch,
+) -> Any:
+    import ray
+
+    candles = ray.put(dataset.table)
+    cpus = spec.execution.cpus_per_trial
+    concurrent = settings.max_concurrent_trials or spec.execution.max_concurrent_trials
+    if concurrent is None:
+        concurrent = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus))
+    plan = ExperimentPlan(
+        name=f"reprotune-{ensemble_id}",
+        max_concurrent_trials=concurrent,
+        cpus_per_trial=cpus,
+        max_failures=spec.execution.max_failures,
+        storage_path=settings.storage_path or spec.execution.storage_path,
+        chunk_size=settings.chunk_size or spec.execution.chunk_size,
+    )
+    return run_experiment(
+        searchers,
+        candles=candles,
+        constants=spec.constants(),
+        strategy=spec.strategy_object(),
+        plan=plan,
+        on_result=on_result,
+        on_step=progress.tick,
+        switch=switch,
+    )
+
+
+def execution_record(
+    spec: JobSpec, settings: RunOptions, pool: SuggestionPool | None = None
+) -> dict[str, Any]:
+    """What this run's execution-only settings were (ensemble_runs.execution)."""
+    return {
+        "name": spec.name,
+        "base_dir": spec.base_dir,
+        **spec.execution.to_dict(),
+        "max_concurrent_trials": settings.max_concurrent_trials
+        or spec.execution.max_concurrent_trials,
+        "storage_path": settings.storage_path or spec.execution.storage_path,
+        "chunk_size": settings.chunk_size or spec.execution.chunk_size,
+        "suggestion_processes": None if pool is None else pool.size,
+        "ray_address": settings.ray_address or os.environ.get("RAY_ADDRESS") or "local",
+    }
+
+
+def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ensemble: Any) -> str:
+    resume = f"python -m cluster resume {ensemble}"
+    if error is not None:
+        return f"{error}; the trials recorded so far are kept: {resume}"
+    if failed:
+        shown = ", ".join(
+            f"seed {key.seed} trial {key.trial_index} ({reason})"
+            for key, reason in sorted(failed.items())[:5]
+        )
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        return (
+            f"{len(failed)} trial(s) failed past their retries: {shown}{more}; "
+            f"the other trials are recorded: {resume}"
+        )
+    return f"the run was stopped before the end; finish it with: {resume}"
+
+
+def _print_start(
+    out: IO[str],
+    spec: JobSpec,
+    dataset: Dataset,
+    ensemble_id: uuid.UUID,
+    earlier: list[tuple[uuid.UUID, str]],
+) -> None:
+    manifest = dataset.manifest
+    seeds = ", ".join(map(str, spec.seeds[:8])) + (" ..." if len(spec.seeds) > 8 else "")
+    print(
+        f"ensemble {ensemble_id}  spec {spec.spec_id[:12]}\n"
+        f"  {len(spec.seeds)} seed(s) ({seeds}) x {spec.iterations} trials, "
+        f"{spec.searcher} searcher, strategy {spec.strategy}\n"
+        f"  data: {manifest.rows:,} candles of {manifest.pair or manifest.source.kind} "
+        f"{manifest.timeframe}, fingerprint {manifest.fingerprint[:12]}",
+        file=out,
+        flush=True,
+    )
+    if earlier:
+        other, fingerprint = earlier[-1]
+        same = "the same data" if fingerprint == manifest.fingerprint else "different data"
+        times = "once" if len(earlier) == 1 else f"{len(earlier)} times"
+        print(
+            f"  this spec ran {times} before, last as ensemble {other} ({same}); to compare:\n"
+            f"    python -m cluster verify {other} {ensemble_id}",
+            file=out,
+            flush=True,
+        )
+
+
+@contextmanager
+def ray_session(
+    address: str | None = None, *, dashboard: bool = False, warm: bool = True
+) -> Iterator[None]:
+    """Ray for the run: the one already initialized in this process, the cluster at
+    `address` (or $RAY_ADDRESS, as `ray job submit` sets it), else a new local one.
+    Only what this function started or joined is shut down afterwards. `warm` compiles
+    the backtest kernel meanwhile (see `_start_warm_up`)."""
+    import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    _hide_token_auth_notice()
+    warming = _start_warm_up() if warm else None
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(
+            address="local",
+            include_dashboard=dashboard,
+            logging_level=logging.WARNING,
+            log_to_driver=False,
+        )
+    if warming is not None:
+        warming.join()
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _hide_token_auth_notice() -> None:
+    """Ray 2.60 turns token authentication on by default for a local Ray and warns, at
+    every start, that it did. It stays on (DESIGN.md); the notice is not for our users."""
+
+    class Hide(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not record.getMessage().startswith("Token authentication is enabled for")
+
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, Hide) for f in logger.filters):
+        logger.addFilter(Hide())
+
+
+def _start_warm_up() -> threading.Thread:
+    """Compile (or load) the kernel in this process while Ray starts, so that the
+    workers load it from the on-disk cache instead of each compiling it cold."""
+
+    def warm_up() -> None:
+        from trainable.backtest import warm_up as compile_kernel
+
+        compile_kernel()
+
+    thread = threading.Thread(target=warm_up, name="kernel-warm-up", daemon=True)
+    thread.start()
+    return thread
