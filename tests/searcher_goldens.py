@@ -1,7 +1,7 @@
 """Golden searcher sequences: a CHANGE DETECTOR for the points each searcher picks.
 
     python -m tests.searcher_goldens --check                        # exit 1 unless reproduced
-    python -m tests.searcher_goldens --write --records-version N    # regenerate (see below)
+    python -m tests.searcher_goldens --write --records-version N --reason WHY  # regenerate
 
 What it is: for every searcher kind, the suggestions (trial index and params, floats as
 float.hex) of a few seeds on a fixed toy objective, run sequentially. The numbers come
@@ -11,10 +11,11 @@ random stream, a tie rule, a library upgrade, the numeric pin) fails a test inst
 silently changing trial records. tests/test_search_goldens.py holds the searchers to it.
 
 The Bayesian searcher's bits depend on the CPU's instruction set unless numpy's SIMD
-dispatch and OpenBLAS's core type are pinned before numpy is imported (DESIGN.md), so
-the sequences are always computed in a fresh process whose environment sets `PIN`
-(`--emit`, started by `--check`, `--write` and the test). Random and grid search do
-not depend on it; they run in the same process for simplicity.
+dispatch and OpenBLAS's core type are pinned before numpy is imported (search/pinned.py),
+so the sequences are always computed in a fresh process with the environment the
+driver's suggestion pool uses (`search.pinned.pinned_environment`; `--emit`, started by
+`--check`, `--write` and the test). Random and grid search do not depend on it; they
+run in the same process for simplicity.
 
 Regenerating: a different sequence means different trial records for the same job and
 seed, which is exactly what RECORDS_VERSION (cluster/versions.py) announces. So
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -34,19 +34,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from search.pinned import PINNED_ENV, pin_problems, pinned_environment
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = REPO_ROOT / "tests" / "data" / "searcher_goldens.json"
 
-# Set in the environment of the process that computes the sequences, before numpy is
-# imported: every numpy SIMD dispatch target above numpy 2.4's baseline off, OpenBLAS
-# on a generic core, and one thread for every BLAS/OpenMP runtime.
-PIN = {
-    "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
-    "OPENBLAS_CORETYPE": "Nehalem",
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-}
+# The suggestion processes' pin (every numpy SIMD dispatch target above numpy 2.4's
+# baseline off, OpenBLAS on a generic core, one thread for every BLAS/OpenMP runtime),
+# set before numpy is imported; recorded in the file's provenance.
+PIN = dict(PINNED_ENV)
 # What the pinned process must report, or the pin did not take effect.
 PIN_FACTS = {"numpy_x86_v3_dispatch": False, "openblas_core": "Nehalem", "blas_threads": [1]}
 
@@ -127,9 +123,11 @@ def pin_facts() -> dict[str, Any]:
 
 def emit() -> dict[str, Any]:
     """Every case's sequence; run only in a process started with PIN (see `pinned`)."""
-    wrong = {k: os.environ.get(k) for k, v in PIN.items() if os.environ.get(k) != v}
-    if wrong or "numpy" in sys.modules:
-        raise SystemExit(f"--emit needs a fresh process with the pin set; got {wrong}")
+    # pin_problems reads what numpy and OpenBLAS actually use, so it also catches a
+    # process that loaded them before the pin was in its environment.
+    problems = pin_problems()
+    if problems:
+        raise SystemExit(f"--emit needs a fresh process with the pin set: {problems}")
     return {"pin_facts": pin_facts(), "cases": {name: sequence(name) for name in CASES}}
 
 
@@ -138,7 +136,7 @@ def pinned() -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "tests.searcher_goldens", "--emit"],
         cwd=REPO_ROOT,
-        env={**os.environ, **PIN},
+        env=pinned_environment(),
         capture_output=True,
         text=True,
         check=False,
@@ -154,7 +152,7 @@ def load() -> dict[str, Any]:
     return stored
 
 
-def render(fresh: dict[str, Any], records_version: int) -> str:
+def render(fresh: dict[str, Any], records_version: int, reason: str) -> str:
     golden = {
         "about": (
             "CHANGE DETECTOR, not an independent reference: the suggestions the searchers "
@@ -163,7 +161,8 @@ def render(fresh: dict[str, Any], records_version: int) -> str:
         ),
         "provenance": {
             "command": f"python -m tests.searcher_goldens --write --records-version "
-            f"{records_version}",
+            f"{records_version} --reason ...",
+            "reason": reason,
             "generated": datetime.now(UTC).strftime("%Y-%m-%d"),
             "cpu": _cpu_model(),
             "python": platform.python_version(),
@@ -232,9 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--check", action="store_true", help="exit 1 unless a fresh run matches")
-    mode.add_argument("--write", action="store_true", help="regenerate (needs --records-version)")
+    mode.add_argument(
+        "--write", action="store_true", help="regenerate (needs --records-version and --reason)"
+    )
     mode.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--records-version", type=int, help="the bumped RECORDS_VERSION")
+    parser.add_argument("--reason", help="why the sequences changed (kept in the provenance)")
     args = parser.parse_args(argv)
     if args.emit:
         print(json.dumps(emit()))
@@ -255,11 +257,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if not (args.reason or "").strip():
+        print("refused: say why the sequences changed with --reason", file=sys.stderr)
+        return 2
     fresh = pinned()
     if fresh["pin_facts"] != PIN_FACTS:
         print(f"refused: the pin did not take effect: {fresh['pin_facts']}", file=sys.stderr)
         return 2
-    GOLDEN.write_text(render(fresh, RECORDS_VERSION))
+    GOLDEN.write_text(render(fresh, RECORDS_VERSION, args.reason.strip()))
     print(f"wrote {GOLDEN.relative_to(REPO_ROOT)}")
     return 0
 
