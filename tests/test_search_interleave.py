@@ -266,6 +266,23 @@ def test_seeds_take_turns_so_that_none_starves_another():
     assert _served(interleaver, 7, "t") == expected
 
 
+def test_seeds_take_turns_chunk_by_chunk():
+    # Chunks of up to 2 candidates: each suggest() still serves the next seed in turn,
+    # with as many of its ready candidates as the chunk size allows (the size also
+    # shrinks to what is left: 6 candidates, then 4, 3, 1 not yet suggested).
+    searchers = {10: _random(10, 3), 20: _random(20, 1), 30: _random(30, 2)}
+    interleaver = Interleaver(searchers, None, Chunking(max_chunk=2))
+    served = []
+    for i in range(5):
+        config = interleaver.suggest(f"t{i}")
+        served.append(
+            (config["seed"], [k for _, k, _ in candidates(config)])
+            if isinstance(config, dict)
+            else config
+        )
+    assert served == [(10, [0, 1]), (20, [0]), (30, [0, 1]), (10, [2]), None]
+
+
 def test_a_waiting_seed_is_skipped_and_gets_its_turn_back_when_ready():
     # Seed 1 (Bayesian: 2 random points, then batches of 2) and seed 2 (random, 5 trials).
     # Turns alternate while both are ready; once seed 1 waits for its outcomes, seed 2 is
