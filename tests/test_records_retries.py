@@ -3,9 +3,10 @@
 DESIGN.md, contract 5: every write is an upsert on a natural key; a retry with the same
 payload is a no-op, one with a different payload raises NonDeterministicRetry and the
 stored row stays as it was (never last-write-wins). Here every column of every table the
-recorder writes is tried on its own: one retried write that differs from the stored row
-only in that column (or, where the record's own validation ties columns together, in
-that column and what it implies), then a check that the whole stored row is unchanged.
+recorder writes (datasets, ensembles, ensemble_runs, training_jobs, trials, evaluations)
+is tried on its own: one retried write that differs from the stored row only in that
+column (or, where the record's own validation ties columns together, in that column and
+what it implies), then a check that the whole stored row is unchanged.
 
 Which columns are tried comes from two independent places, which must agree: the
 schema (every column of the table, minus the key, the execution facts and what later
@@ -23,14 +24,18 @@ import psycopg
 import pytest
 from records_factory import FAST_RETRY, FINGERPRINT, MANIFEST, SPEC_ID, new_ensemble, ok_metrics
 
+from cluster.records.evaluations import EvaluationRecord
 from cluster.records.recorder import Recorder
 from cluster.records.types import (
     DETERMINISTIC_COLUMNS,
     METRIC_COLUMNS,
     EnsembleRecord,
     NonDeterministicRetry,
+    RunKind,
+    RunRecord,
     TrainingJobRecord,
     TrialRecord,
+    TrialStatus,
 )
 
 pytestmark = pytest.mark.postgres
@@ -53,6 +58,10 @@ NOT_IN_A_RETRY = {
         "started_at",
         "finished_at",
     },
+    # Evaluations: the key; params_exact is the exact form of params, tried with it.
+    "evaluations": {"ensemble_id", "kind", "label", "recorded_at", "params_exact"},
+    # Runs: the key, and what finish_run sets later.
+    "ensemble_runs": {"id", "started_at", "finished_at", "outcome"},
     # params_exact is the exact form of params, tried with it.
     "trials": {
         "training_job_id",
@@ -333,19 +342,6 @@ def test_the_compared_trial_columns_are_the_deterministic_columns_and_the_schema
     assert schema == set(DETERMINISTIC_COLUMNS) - set(TRIAL_KEY)
 
 
-@pytest.mark.parametrize(
-    ("table", "tried"),
-    [
-        ("datasets", {column for column, _ in DATASET_VARIANTS.values()}),
-        ("ensembles", {column for column, _ in ENSEMBLE_VARIANTS.values()}),
-        ("training_jobs", {**JOB_VARIANTS, "spec_id": None}),
-    ],
-)
-def test_every_column_a_write_carries_is_tried(database, table, tried):
-    # A column added by a migration must be classified here: tried, or not in a retry.
-    assert _schema_columns(database, table) - NOT_IN_A_RETRY[table] == set(tried)
-
-
 @pytest.mark.parametrize("column", list(TRIAL_VARIANTS))
 def test_a_trial_retry_that_differs_in_one_column_raises(recorder, database, column):
     stored, retried = TRIAL_VARIANTS[column]()
@@ -418,3 +414,142 @@ def test_a_trial_that_differs_in_its_key_is_another_trial(recorder, database, co
     assert [t.trial_index for t in recorder.recorded_trials(ensemble_id, seed)] == (
         [0] if column == "seed" else [0, 1]
     )
+
+
+# ---------------------------------------------------------------- ensemble runs
+
+
+def _run_record(
+    ensemble_id: uuid.UUID, run_id: uuid.UUID, changes: dict[str, Any] | None = None
+) -> RunRecord:
+    values: dict[str, Any] = {
+        "id": run_id,
+        "ensemble_id": ensemble_id,
+        "kind": RunKind.RUN,
+        "execution": {"concurrency": 2},
+        "platform": {"architecture": "x86_64"},
+        "manifest": dict(MANIFEST),
+        "platform_change_allowed": False,
+        "host": {"cpu": "x86-64"},
+    }
+    return RunRecord(**{**values, **(changes or {})})
+
+
+# column -> the changed field of the retried start of the same run (a retried start
+# must repeat what the first one recorded, like every upsert).
+RUN_VARIANTS: dict[str, Callable[[uuid.UUID], dict[str, Any]]] = {
+    "ensemble_id": lambda other: {"ensemble_id": other},
+    "kind": lambda _: {"kind": RunKind.RESUME},
+    "execution": lambda _: {"execution": {"concurrency": 3}},
+    "platform": lambda _: {"platform": {"architecture": "aarch64"}},
+    "platform_change_allowed": lambda _: {"platform_change_allowed": True},
+    "manifest": lambda _: {"manifest": {**MANIFEST, "rows": 5001}},
+    "host": lambda _: {"host": {"cpu": "aarch64"}},
+}
+
+
+@pytest.mark.parametrize("column", list(RUN_VARIANTS))
+def test_a_run_start_retry_that_differs_in_one_column_raises(recorder, database, column):
+    ensemble_id, other = new_ensemble(recorder, seeds=(1,)), new_ensemble(recorder, seeds=(1,))
+    run_id = uuid.uuid4()
+    recorder.start_run(_run_record(ensemble_id, run_id))
+    recorder.start_run(_run_record(ensemble_id, run_id))  # the same payload: a no-op
+
+    def write() -> None:
+        recorder.start_run(_run_record(ensemble_id, run_id, RUN_VARIANTS[column](other)))
+
+    error = _raises_and_keeps(database, "ensemble_runs", "id = %s", (run_id,), write, column)
+    assert set(error.differences) == {column}
+
+
+# ---------------------------------------------------------------- evaluations
+
+
+BASIS = {"seeds": [1, 2], "trial_indices": [3, 7]}
+
+
+def _evaluation(ensemble_id: uuid.UUID, **changes: Any) -> EvaluationRecord:
+    values: dict[str, Any] = {
+        "ensemble_id": ensemble_id,
+        "kind": "consensus",
+        "label": "median",
+        "params": PARAMS,
+        "dataset_fingerprint": FINGERPRINT,
+        "status": TrialStatus.OK,
+        "score": METRICS["score"],
+        "metrics": {k: v for k, v in METRICS.items() if k != "score"},
+        "message": None,
+        "basis": BASIS,
+    }
+    return EvaluationRecord(**{**values, **changes})
+
+
+INVALID_SCORE = -100.0
+
+
+def _invalid_evaluation(message: str = MESSAGE) -> dict[str, Any]:
+    return {"status": TrialStatus.INVALID, "score": INVALID_SCORE,
+            "metrics": dict.fromkeys(METRIC_COLUMNS), "message": message}  # fmt: skip
+
+
+def _evaluation_metric(name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    value = METRICS[name]
+    changed = value + 1 if name == "n_trades" else _one_ulp_more(value)
+    metrics = {k: v for k, v in METRICS.items() if k != "score"}
+    return (name, {}, {"metrics": {**metrics, name: changed}})
+
+
+# case -> (column, stored changes, retried changes): the records differ in that column
+# (a change of status changes score, metrics and message with it, as for trials).
+EVALUATION_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "params": ("params", {}, {"params": {**PARAMS, "pierce_depth": _one_ulp_more(0.25)}}),
+    "basis": ("basis", {}, {"basis": {**BASIS, "trial_indices": [3, 8]}}),
+    "dataset_fingerprint": ("dataset_fingerprint", {}, {"dataset_fingerprint": "d" * 64}),
+    "status": ("status", {}, _invalid_evaluation()),
+    "score": ("score", {}, {"score": _one_ulp_more(METRICS["score"])}),
+    "score-sign": ("score", {"score": 0.0}, {"score": -0.0}),
+    **{name: _evaluation_metric(name) for name in METRIC_COLUMNS},
+    "message": (
+        "message",
+        _invalid_evaluation(),
+        _invalid_evaluation(MESSAGE.replace("bar 7", "bar 8")),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EVALUATION_VARIANTS))
+def test_an_evaluation_retry_that_differs_in_one_column_raises(recorder, database, case):
+    column, stored, retried = EVALUATION_VARIANTS[case]
+    ensemble_id = new_ensemble(recorder, seeds=(1,))
+    recorder.upsert_dataset("d" * 64, dict(MANIFEST))
+    first = _evaluation(ensemble_id, **stored)
+    assert recorder.record_evaluation(first) is True
+    assert recorder.record_evaluation(first) is False  # the same payload: a no-op
+
+    def write() -> None:
+        recorder.record_evaluation(_evaluation(ensemble_id, **{**stored, **retried}))
+
+    where = "ensemble_id = %s AND kind = %s AND label = %s"
+    key = (ensemble_id, "consensus", "median")
+    error = _raises_and_keeps(database, "evaluations", where, key, write, column)
+    expected = {column, "params_exact"} if column == "params" else {column}
+    if column != "status":
+        assert set(error.differences) == expected
+
+
+# ---------------------------------------------------------------- every table
+
+
+@pytest.mark.parametrize(
+    ("table", "tried"),
+    [
+        ("datasets", {column for column, _ in DATASET_VARIANTS.values()}),
+        ("ensembles", {column for column, _ in ENSEMBLE_VARIANTS.values()}),
+        ("training_jobs", {**JOB_VARIANTS, "spec_id": None}),
+        ("evaluations", {column for column, *_ in EVALUATION_VARIANTS.values()}),
+        ("ensemble_runs", set(RUN_VARIANTS)),
+    ],
+)
+def test_every_column_a_write_carries_is_tried(database, table, tried):
+    # A column added by a migration must be classified here: tried, or not in a retry.
+    assert _schema_columns(database, table) - NOT_IN_A_RETRY[table] == set(tried)
