@@ -3,6 +3,7 @@
     .venv/bin/python bench/mutation.py                    # every mutant, every area
     .venv/bin/python bench/mutation.py --area search      # trainable | search | records
     .venv/bin/python bench/mutation.py --only trade_exit  # mutants whose id contains this
+    .venv/bin/python bench/mutation.py --ids survivors.txt --tests tests/test_kernel_bounds.py
     .venv/bin/python bench/mutation.py --list             # print the mutants, run nothing
 
 A mutant is one small change to one source file: a comparison's strictness flipped
@@ -30,6 +31,7 @@ import argparse
 import ast
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,6 +72,7 @@ TESTS = {
         "tests/test_records_types.py",
         "tests/test_records_recorder.py",
         "tests/test_records_export.py",
+        "tests/test_records_evaluations.py",
     ],
 }
 # Test files to run first for a mutant of this module (the rest of its area follows).
@@ -210,29 +213,33 @@ HAND_MUTANTS: list[tuple[str, str, str, str, str]] = [
     # ---- search
     ("search/bayesian.py", "", "BAYES_STREAM = 2", "BAYES_STREAM = 0",
      "a Bayesian batch draws from the random search's stream"),
-    ("search/bayesian.py", "BayesianSearcher._compute_batch",
-     "seeded_random_state(self.seed, BAYES_STREAM, batch)",
+    ("search/bayesian.py", "BatchRequest.compute",
+     "seeded_random_state(self.seed, BAYES_STREAM, self.batch)",
      "seeded_random_state(self.seed, BAYES_STREAM, 0)",
      "every Bayesian batch draws from the same stream"),
-    ("search/bayesian.py", "BayesianSearcher._observations",
-     "rows.setdefault(unit, self._score(k))", "rows[unit] = self._score(k)",
+    ("search/bayesian.py", "BatchRequest._observations",
+     "rows.setdefault(unit, score)", "rows[unit] = score",
      "a repeated point keeps its last score instead of its first"),
-    ("search/bayesian.py", "BayesianSearcher._compute_batch",
-     "x, scores = self._observations(trials.start)",
-     "x, scores = self._observations(trials.start - 1)",
+    ("search/bayesian.py", "BayesianSearcher._request",
+     "history=tuple(self._params[k] for k in range(trials.start)),\n"
+     "            scores=tuple(self._score(k) for k in range(trials.start)),",
+     "history=tuple(self._params[k] for k in range(trials.start - 1)),\n"
+     "            scores=tuple(self._score(k) for k in range(trials.start - 1)),",
      "a batch ignores the last outcome before it"),
-    ("search/bayesian.py", "BayesianSearcher._compute_batch",
-     '{"min": y.min, "mean": y.mean, "max": y.max}', '{"min": y.max, "mean": y.mean, "max": y.min}',
+    ("search/bayesian.py", "BatchRequest.compute",
+     '{"min": float(y.min()), "mean": float(y.mean()), "max": float(y.max())}',
+     '{"min": float(y.max()), "mean": float(y.mean()), "max": float(y.min())}',
      "the liar's min and max swapped"),
-    ("search/bayesian.py", "BayesianSearcher._compute_batch",
+    ("search/bayesian.py", "BatchRequest.compute",
      "private.register(evaluated, float(lie))", "pass",
      "pending points never reach the private TargetSpace"),
     ("search/bayesian.py", "BayesianSearcher.batch_of",
      "1 + (trial_index - self.n_initial) // self.batch_size",
      "(trial_index - self.n_initial) // self.batch_size + (trial_index > self.n_initial)",
      "the first model batch is one trial short"),
-    ("search/bayesian.py", "BayesianSearcher._compute_batch",
-     "(scores - scores.mean()) / (spread if spread > 0 else 1.0)", "scores - scores.mean()",
+    ("search/gp.py", "standardize",
+     "direct = (scores - scores.mean()) / (spread if spread > 0 else 1.0)",
+     "direct = scores - scores.mean()",
      "scores are centred but not scaled (xi no longer in standard deviations)"),
     ("search/random_search.py", "", "RANDOM_STREAM = 0", "RANDOM_STREAM = 1",
      "random search draws from the grid's stream"),
@@ -252,12 +259,12 @@ HAND_MUTANTS: list[tuple[str, str, str, str, str]] = [
      "the interleaver asks the seed it just served first again"),
     ("search/interleave.py", "Interleaver._deliver", "self._next_delivery[seed] += 1\n"
      "                if self.on_result", "pass\n                if self.on_result",
-     "a completed trial is delivered again and again"),
+     "delivery never moves past a delivered trial"),
     ("search/core.py", "SeededSearcher.tell", "if known == outcome:", "if True:",
      "a conflicting second outcome is silently ignored"),
     ("search/core.py", "same_params", "type(a[k]) is type(b[k]) and ", "",
      "3 and 3.0 count as the same params"),
-    ("search/core.py", "SeededSearcher._load_records",
+    ("search/core.py", "SeededSearcher._replay",
      "self._must_replay(k) and not same_params", "False and not same_params",
      "a rebuild never checks the params it recomputes"),
     ("search/core.py", "seeded_generator", "[seed, *stream]", "[*stream, seed]",
@@ -316,6 +323,9 @@ HAND_MUTANTS: list[tuple[str, str, str, str, str]] = [
      "key=lambda t: (t.trial_index, t.seed)", "the export (and its digest) sorted by trial first"),
     ("cluster/records/export.py", "_text_row", "row.append(float_hex(value))",
      "row.append(repr(value))", "the export writes floats as decimal text"),
+    ("cluster/records/recorder.py", "Recorder.record_evaluation",
+     '            "basis": Jsonb(evaluation.basis),\n', "",
+     "an evaluation's basis is neither stored nor compared on a retry"),
     ("cluster/records/recorder.py", "Recorder.set_ensemble_status",
      "if status == EnsembleStatus.COMPLETE and incomplete:", "if False:",
      "an ensemble can be complete while a job is not"),
@@ -377,26 +387,29 @@ EQUIVALENT: dict[str, str] = {
     "metrics.return_sums: `fall > drawdown` > -> >=": "a tie does not change the maximum",
     # ---- search
     "core.SeededSearcher.ask: `len(ready) < budget` < -> <= #2": (
-        "with len(ready) == budget the block runs with room for nothing: end = "
-        "min(_ready_end(), _next_index + 0) = _next_index, no trial is added and "
-        "_next_index is unchanged (_ready_end has no side effects)"
+        "with len(ready) == budget, ready_end is _ready_end() instead of 0, and the block "
+        "that follows has room for nothing: end = min(ready_end, _next_index + 0) = "
+        "_next_index, no trial is added and _next_index is unchanged. _ready_end() may "
+        "submit a due Bayesian batch to the pool a call earlier: execution only (a batch "
+        "is a pure function of its request)"
     ),
-    "core.SeededSearcher.ask: `self._next_index < self._ready_end()` < -> <=": (
-        "with _next_index == _ready_end() the block adds range(_next_index, _ready_end()),"
-        " which is empty, and leaves _next_index as it was"
+    "core.SeededSearcher.ask: `self._next_index < ready_end` < -> <=": (
+        "with _next_index == ready_end the block adds range(_next_index, end) with end = "
+        "min(ready_end, ...) = _next_index (budget - len(ready) >= 0): empty, and "
+        "_next_index stays as it was"
     ),
-    "bayesian.BayesianSearcher._ready_end: `self._prefix >= self.iterations` >= -> >": (
+    "bayesian.BayesianSearcher._due_end: `self._prefix >= self.iterations` >= -> >": (
         "with _prefix == iterations, batch_range(batch_of(iterations)).stop is "
         "min(start + batch_size, iterations) with start <= iterations < start + batch_size "
         "(or range(min(n_initial, iterations)) when iterations <= n_initial): iterations "
         "either way"
     ),
-    "bayesian.BayesianSearcher._compute_batch: pending points never reach the private "
-    "TargetSpace": (
+    "bayesian.BatchRequest.compute: pending points never reach the private TargetSpace": (
         "the pending point still enters the model (posterior.with_points); the private "
-        "TargetSpace only gives bayes_opt 3.4's acquisition its bounds and y_max, the best "
-        "registered target, and a lie (the min, mean or max of the observed targets) is "
-        "never above it, so y_max and every suggestion stay the same"
+        "TargetSpace only gives bayes_opt 3.4's acquisition its bounds (random samples), "
+        "a non-empty check and, for EI, y_max, the best registered target; a lie (the "
+        "min, mean or max of the observed targets) is never above it, so y_max and every "
+        "suggestion stay the same"
     ),
 }
 
@@ -500,8 +513,9 @@ def hand_mutants(sources: dict[str, str]) -> list[Mutant]:
 def all_mutants(root: Path) -> list[Mutant]:
     paths = {p for p in COMPARISON_MODULES} | {m[0] for m in HAND_MUTANTS}
     sources = {p: (root / p).read_text() for p in paths}
-    mutants = [m for p in COMPARISON_MODULES for m in comparison_mutants(p, sources[p])]
-    mutants += hand_mutants(sources)
+    # The hand-written mutants first: they model the bugs the issue names.
+    mutants = hand_mutants(sources)
+    mutants += [m for p in COMPARISON_MODULES for m in comparison_mutants(p, sources[p])]
     ids = [m.id for m in mutants]
     duplicates = {i for i in ids if ids.count(i) > 1}
     if duplicates:
@@ -527,27 +541,39 @@ def copy_repository(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def run_tests(copy: Path, files: list[str], env: dict[str, str], timeout: float) -> str:
-    """'passed', 'failed' or 'timeout'."""
+def run_tests(copy: Path, files: list[str], env: dict[str, str], timeout: float) -> tuple[str, str]:
+    """('passed' | 'failed' | 'timeout', the first failing test's node id or "")."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *files]
-    process = subprocess.Popen(
-        command,
-        cwd=copy,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the group this run started, nothing else
-        process.wait()
-        return "timeout"
-    return "passed" if code == 0 else "failed"
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            command,
+            cwd=copy,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # the group this run started, nothing else
+            process.wait()
+            return "timeout", ""
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    if code == 0:
+        return "passed", ""
+    found = re.search(r"^(?:FAILED|ERROR) (\S+)", text, re.MULTILINE)
+    return "failed", found.group(1) if found else f"(pytest exit code {code})"
 
 
-def check(mutants: list[Mutant], areas: list[str]) -> dict[str, list[dict[str, object]]]:
+def check(
+    mutants: list[Mutant],
+    areas: list[str],
+    tests: list[str] | None = None,
+    baseline_check: bool = True,
+) -> dict[str, list[dict[str, object]]]:
+    """Run each mutant against its area's test files (or `tests`, when given)."""
     results: dict[str, list[dict[str, object]]] = {area: [] for area in areas}
     with tempfile.TemporaryDirectory(prefix="mutation-") as temp:
         copy, numba_cache = Path(temp) / "repo", Path(temp) / "numba"
@@ -566,11 +592,16 @@ def check(mutants: list[Mutant], areas: list[str]) -> dict[str, list[dict[str, o
             raise RuntimeError(f"the copy's packages are not the ones imported: {where}")
         for area in areas:
             started = time.monotonic()
-            if run_tests(copy, TESTS[area], env, timeout=3600) != "passed":
-                raise RuntimeError(f"the {area} tests fail without any mutant")
-            baseline = time.monotonic() - started
+            area_tests = tests or TESTS[area]
+            if baseline_check:
+                if run_tests(copy, area_tests, env, timeout=3600)[0] != "passed":
+                    raise RuntimeError(f"the {area} tests fail without any mutant")
+                baseline = time.monotonic() - started
+                print(f"{area}: tests pass unmutated in {baseline:.0f} s", flush=True)
+            else:
+                baseline = 180.0
+                print(f"{area}: unmutated run skipped (--no-baseline)", flush=True)
             timeout = max(300.0, 5 * baseline)
-            print(f"{area}: tests pass unmutated in {baseline:.0f} s", flush=True)
             todo = [m for m in mutants if m.area == area]
             for n, mutant in enumerate(todo, 1):
                 path = copy / mutant.path
@@ -578,16 +609,18 @@ def check(mutants: list[Mutant], areas: list[str]) -> dict[str, list[dict[str, o
                 path.write_text(original[: mutant.start] + mutant.after + original[mutant.end :])
                 began = time.monotonic()
                 first = FIRST.get(mutant.path, [])
-                files = first + [f for f in TESTS[area] if f not in first]
+                files = tests or first + [f for f in area_tests if f not in first]
                 try:
-                    outcome = run_tests(copy, files, env, timeout)
+                    outcome, killer = run_tests(copy, files, env, timeout)
                 finally:
                     path.write_text(original)
                 status = "SURVIVED" if outcome == "passed" else f"killed ({outcome})"
                 seconds = time.monotonic() - began
                 print(f"[{area} {n}/{len(todo)}] {status:16} {seconds:5.0f} s  {mutant.id}",
                       flush=True)  # fmt: skip
-                results[area].append({**asdict(mutant), "outcome": outcome})
+                if killer:
+                    print(f"    by {killer}", flush=True)
+                results[area].append({**asdict(mutant), "outcome": outcome, "killed_by": killer})
     return results
 
 
@@ -611,21 +644,42 @@ def report(results: dict[str, list[dict[str, object]]]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--area", choices=list(TESTS), action="append")
-    parser.add_argument("--only", help="run only mutants whose id contains this text")
+    parser.add_argument(
+        "--only", action="append", help="run only mutants whose id contains this text"
+    )
+    parser.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="skip the unmutated run (only right after the same tests passed on this tree)",
+    )
+    parser.add_argument("--ids", type=Path, help="run only the mutant ids listed in this file")
+    parser.add_argument(
+        "--tests",
+        nargs="+",
+        help="run these test files instead of the area's (e.g. a test file added since a "
+        "full run, against that run's survivors)",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and stop")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     areas = args.area or list(TESTS)
     mutants = [m for m in all_mutants(REPO_ROOT) if m.area in areas]
     if args.only:
-        mutants = [m for m in mutants if args.only in m.id]
+        mutants = [m for m in mutants if any(text in m.id for text in args.only)]
+    if args.ids:
+        wanted = set(filter(None, args.ids.read_text().splitlines()))
+        unknown = wanted - {m.id for m in mutants}
+        if unknown:
+            parser.error(f"unknown mutant ids in {args.ids}: {sorted(unknown)}")
+        mutants = [m for m in mutants if m.id in wanted]
     if args.list:
         for m in mutants:
             print(f"{m.area:9} {m.id}")
         print(f"{len(mutants)} mutants")
         return 0
     started = datetime.now()
-    results = check(mutants, sorted({m.area for m in mutants}, key=list(TESTS).index))
+    areas = sorted({m.area for m in mutants}, key=list(TESTS).index)
+    results = check(mutants, areas, args.tests, not args.no_baseline)
     ok = report(results)
     minutes = (datetime.now() - started).total_seconds() / 60
     print(f"\n{started:%Y-%m-%d %H:%M}, {minutes:.0f} min; target {TARGET:.0%} per area: "
