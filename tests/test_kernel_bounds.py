@@ -5,7 +5,9 @@ neighbouring value (or writes over one) and carries on, and no result needs to s
 it. Here the kernel runs again in a fresh process compiled with NUMBA_BOUNDSCHECK=1,
 where such an index raises IndexError, on series chosen to reach the ends of its
 arrays: every length from 1 to 40 bars (the ATR needs 15, an entry 22), pivots that
-all leave a short lookback window while the scan goes on, and the 5,000-bar fixture.
+all leave a short lookback window while the scan goes on, a volume spike with no pivot
+at all or with every pivot gone (the pivot scans reach the arrays' ends), and the
+5,000-bar fixture.
 It must give the bits the unchecked kernel gives in this process.
 """
 
@@ -31,6 +33,8 @@ from trainable.backtest import Candles, JobConstants, backtest
 from trainable.params import StrategyParams, default_params
 
 REPO = Path(__file__).resolve().parent.parent
+# A filler bar (no pivot, tests/micro_candles.py) with 3x the filler's volume: a spike.
+VOLUME_ONLY = (100.0, 101.0, 99.0, 100.0, 3.0)
 FIXTURE = REPO / "tests" / "data" / "binance_BTC-USDT_5m_0-4999.parquet"
 
 
@@ -40,6 +44,13 @@ def _cases() -> list[tuple[str, Candles, StrategyParams, JobConstants]]:
     # Pivots at 6 and 12 leave a 5-bar window long before the later pierce bars.
     late = {**common, 45: PIERCE_LOW, 60: PIERCE_LOW, 75: PIERCE_LOW}
     cases.append(("lookback 5", series(80, late), params(key_level_lookback=5), NO_COSTS))
+    # A volume spike on a bar that is no pivot, so that the window's scans run to the end
+    # of the pivot arrays: with no pivot at all, and with every pivot (6 and 12) older
+    # than the 5-bar lookback and none after them.
+    spike = {25: VOLUME_ONLY}
+    cases.append(("no pivots", series(40, spike), params(), NO_COSTS))
+    gone = {**support_at_98_5(), 30: VOLUME_ONLY}
+    cases.append(("pivots all gone", series(40, gone), params(key_level_lookback=5), NO_COSTS))
     fixture = load_candles(FIXTURE)
     busy = {**default_params().as_dict(), "key_level_lookback": 30, "min_level_touches": 1}
     five = JobConstants(timeframe_minutes=5, fee=0.001, slippage=0.0005, min_trades=5)
