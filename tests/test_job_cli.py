@@ -131,6 +131,25 @@ def test_bad_input_exits_2_before_ray_starts_or_anything_is_written(
     assert _no_rows(pg_url)
 
 
+def test_a_ray_address_where_nothing_listens_exits_2_before_anything_is_written(pg_url, capsys):
+    """`ray.init` waits for a cluster that is not there for many minutes: the address is
+    tried first, and refused in one line."""
+    import socket
+
+    import ray
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    assert main(["run", str(QUICKSTART), "--database-url", pg_url, "--address", address]) == 2
+    err = capsys.readouterr().err
+    assert f"--address {address}: no Ray cluster answers there" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not ray.is_initialized()
+    assert _no_rows(pg_url)
+
+
 def test_bad_data_exits_2_naming_the_row(tmp_path, pg_url, capsys):
     """A Parquet file whose row 3 has high < low is refused by the same checks as
     every other entry point (`data show`, `backtest --candles`)."""

@@ -28,7 +28,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cluster.candles.dataset import Dataset, check_fingerprint
 from cluster.candles.exchange import DownloadSettings
-from cluster.errors import Interrupted, InvalidInput
+from cluster.errors import Failed, Interrupted, InvalidInput
 from cluster.job.data import load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
 from cluster.job.parse import load_job_file
@@ -117,6 +117,7 @@ def run_job(
     spec, dataset = load_job_data(spec, settings=settings.download_settings())
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
+    check_ray_address(settings.ray_address)
     with (
         database(settings.database_url) as conninfo,
         Recorder(conninfo, retry=settings.records_retry) as recorder,
@@ -455,6 +456,41 @@ def _print_start(
         )
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str | None) -> None:
+    """Refuse a cluster address (`--address`, else $RAY_ADDRESS) where nothing answers,
+    before anything is written: `ray.init` would wait many minutes for it.
+
+    Only `host:port` forms are tried ("auto" and "local" are Ray's to resolve); a TCP
+    connection to the GCS port is enough to tell a cluster that is not there.
+    """
+    import socket
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return  # ray_session uses the Ray this process is connected to
+    flag = "--address"
+    if not address:
+        address, flag = os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS"
+    if not address or address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(f"{flag} {address}: expected HOST:PORT of a Ray cluster's head")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput(
+            f"{flag} {address}: no Ray cluster answers there ({reason}); start one with "
+            f"`ray start --head` or leave the address out to run on a local Ray"
+        ) from None
+
+
 @contextmanager
 def ray_session(
     address: str | None = None, *, dashboard: bool = False, warm: bool = True
@@ -472,7 +508,14 @@ def ray_session(
     _hide_token_auth_notice()
     warming = _start_warm_up() if warm else None
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as error:
+            raise Failed(
+                f"cannot connect to the Ray cluster at {address}: {str(error).splitlines()[0]}"
+                "; a cluster started with token authentication (Ray's default) needs "
+                "RAY_AUTH_MODE=token and its token in this environment too"
+            ) from None
     else:
         ray.init(
             address="local",

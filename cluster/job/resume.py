@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.candles.dataset import check_fingerprint
 from cluster.errors import Failed
 from cluster.job.data import load_job_data
-from cluster.job.driver import RunOptions, execute_ensemble, new_searcher
+from cluster.job.driver import RunOptions, check_ray_address, execute_ensemble, new_searcher
 from cluster.job.recorded import recorded_spec, refuse_changed_code
 from cluster.job.spec import JobSpec
 from cluster.records.database import database
@@ -56,6 +56,7 @@ def resume_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
+    check_ray_address(settings.ray_address)
     with (
         database(settings.database_url) as conninfo,
         Recorder(conninfo, retry=settings.records_retry) as recorder,
