@@ -185,7 +185,9 @@ def render(fresh: dict[str, Any], records_version: int, reason: str) -> str:
     }
     text = json.dumps(golden, indent=1)
     # One suggestion per line keeps the file reviewable in a diff.
-    lines, out, buffer = text.split("\n"), [], None
+    out: list[str] = []
+    buffer: list[str] | None = None
+    lines = text.split("\n")
     for line in lines:
         if buffer is None and line.strip() == "[" and out and out[-1].endswith(("[", ",")):
             buffer = [line.rstrip()]
