@@ -229,3 +229,18 @@ def test_a_rebuild_refuses_an_int_recorded_for_a_float_the_searcher_suggests():
             recorded=recorded,
             points=5,
         )
+
+
+def test_a_rebuild_hands_its_unfinished_trials_out_again_within_the_limit():
+    # Trials 0 and 5 of a random run were recorded; 1-4 were running: after a rebuild
+    # they are handed out again first, never more at once than asked for.
+    searcher = build("random")
+    suggested = {s.trial_index: s.params for s in searcher.ask()}
+    recorded = {k: RecordedTrial(suggested[k], toy_outcome(suggested[k])) for k in (0, 5)}
+    rebuilt = rebuild_searcher(
+        "random", space=TOY_SPACE, seed=7, iterations=ITERATIONS,
+        invalid_score=INVALID_SCORE, recorded=recorded,
+    )  # fmt: skip
+    assert [s.trial_index for s in rebuilt.ask(limit=2)] == [1, 2]
+    assert [s.trial_index for s in rebuilt.ask(limit=1)] == [3]
+    assert [s.trial_index for s in rebuilt.ask(limit=3)] == [4, 6, 7]
