@@ -1,6 +1,7 @@
 """Records of an ensemble's out-of-sample tests and robustness (sql/004_out_of_sample.sql).
 
-- `record_ensemble_dataset` / `ensemble_dataset`: the holdout's dataset of an ensemble.
+- `record_ensemble_dataset` / `ensemble_dataset`: the holdout's dataset of an ensemble;
+  `dataset_manifest`: what a recorded dataset holds.
 - `upsert_windows`, `set_window_status`, `windows`: the walk-forward windows, one per
   (ensemble, seed, window_index); `record_window_trials`, `window_trials`: their
   searches' trials, with the columns and conventions of `trials` (`TrialRecord`s whose
@@ -163,6 +164,18 @@ class OutOfSampleRecords:
             ).fetchone(),
         )
         return None if row is None else str(row[0])
+
+    def dataset_manifest(self, fingerprint: str) -> dict[str, Any]:
+        """The recorded manifest of a dataset (NotRecorded when there is none)."""
+        row = self._read(
+            f"reading the manifest of dataset {fingerprint}",
+            lambda conn: conn.execute(
+                "SELECT manifest FROM datasets WHERE fingerprint = %s", [fingerprint]
+            ).fetchone(),
+        )
+        if row is None:
+            raise NotRecorded(f"dataset {fingerprint} is not recorded")
+        return dict(row[0])
 
     # -- walk-forward windows -------------------------------------------------------
     def upsert_windows(self, ensemble_id: uuid.UUID, windows: Sequence[WindowRecord]) -> None:
