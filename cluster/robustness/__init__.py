@@ -11,7 +11,7 @@ Pure functions of numbers (no records, no Ray, no database), each citing its sou
 - `sensitivity.py`: the neighbourhood of an optimum, and whether it is a plateau.
 
 `cluster.report.robustness` feeds them the records and the ensemble's candles and
-records what they find; `cluster.job.walk_forward` runs the walk-forward searches.
+records what they find.
 
 Determinism: every result here is a function of its inputs and of the seeds it is
 given. Reductions are left-to-right (`numpy.add.accumulate` is sequential by
