@@ -22,6 +22,14 @@ KEPT_MOST = 0.5  # a holdout score of at least this share of the in-sample one "
 METRICS = ("score", "sharpe", "total_return", "max_drawdown", "n_trades")
 
 
+def meaning(sentence: str) -> list[str]:
+    """The sentence after "=>", wrapped to the report's width."""
+    import textwrap
+
+    return textwrap.wrap(sentence, 96, initial_indent="  => ", subsequent_indent="     ",
+                         break_on_hyphens=False)  # fmt: skip
+
+
 def shown(value: Any) -> str:
     if value is None:
         return "-"
@@ -33,7 +41,7 @@ def shown(value: Any) -> str:
 # -- holdout --------------------------------------------------------------------------
 def holdout_lines(holdout: Holdout, penalty: float) -> list[str]:
     titles = ("score", "sharpe", "return", "max dd", "trades")
-    head = "".join(f"{t:>9}" for t in titles)
+    head = "".join(f"{t:>10}" for t in titles)
     lines = [
         f"Out of sample: the holdout [{format_utc(holdout.start)}, {format_utc(holdout.end)}) "
         f"({holdout.rows:,} candles, fingerprint {holdout.fingerprint[:12]}), never seen by "
@@ -41,11 +49,11 @@ def holdout_lines(holdout: Holdout, penalty: float) -> list[str]:
         f"  {'parameter set':<15}{'in-sample:':<11}{head}   {'holdout:':<9}{head}",
     ]
     for row in holdout.sets:
-        inside = "".join(f"{shown(row.in_sample.get(m)):>9}" for m in METRICS)
+        inside = "".join(f"{shown(row.in_sample.get(m)):>10}" for m in METRICS)
         evaluation = {"score": row.holdout.score, **row.holdout.metrics}
-        outside = "".join(f"{shown(evaluation.get(m)):>9}" for m in METRICS)
+        outside = "".join(f"{shown(evaluation.get(m)):>10}" for m in METRICS)
         lines.append(f"  {row.label:<15}{'':<11}{inside}   {'':<9}{outside}")
-    lines.append(f"  => {holdout_sentence(holdout, penalty)}")
+    lines += meaning(holdout_sentence(holdout, penalty))
     return lines
 
 
@@ -147,24 +155,24 @@ def _deflated_lines(figure: dict[str, Any]) -> list[str]:
         f"Deflated Sharpe ratio (Bailey and Lopez de Prado 2014): N = {figure['trials']:,} "
         f"distinct parameter sets tried, variance of their Sharpe ratios "
         f"{shown(figure['sharpe_variance'] * figure['annualize'] ** 2)} (annualized)",
-        f"  {'selected':<12}{'seed':>8}{'trial':>7}{'Sharpe':>9}{'luck':>9}{'returns':>9}"
-        f"{'skew':>8}{'kurt':>8}{'PSR(0)':>8}{'DSR':>8}",
+        f"  {'selected':<12}{'seed':>10}{'trial':>7}{'Sharpe':>10}{'luck':>10}{'returns':>10}"
+        f"{'skew':>10}{'kurt':>10}{'PSR(0)':>10}{'DSR':>10}",
     ]
     for rank, entry in enumerate(figure["selected"]):
         label = "best" if rank == 0 else "seed's best"
         if "reason" in entry:
-            lines.append(f"  {label:<12}{entry['seed']:>8}{entry['trial_index']:>7}  "
+            lines.append(f"  {label:<12}{entry['seed']:>10}{entry['trial_index']:>7}  "
                          f"{entry['reason']}")  # fmt: skip
             continue
         scale = entry["annualize"]
         lines.append(
-            f"  {label:<12}{entry['seed']:>8}{entry['trial_index']:>7}"
-            f"{shown(entry['sharpe'] * scale):>9}{shown(entry['expected_max'] * scale):>9}"
-            f"{entry['n_returns']:>9}{shown(entry['skewness']):>8}{shown(entry['kurtosis']):>8}"
-            f"{shown(entry['psr']):>8}{shown(entry['dsr']):>8}"
+            f"  {label:<12}{entry['seed']:>10}{entry['trial_index']:>7}"
+            f"{shown(entry['sharpe'] * scale):>10}{shown(entry['expected_max'] * scale):>10}"
+            f"{entry['n_returns']:>10}{shown(entry['skewness']):>10}{shown(entry['kurtosis']):>10}"
+            f"{shown(entry['psr']):>10}{shown(entry['dsr']):>10}"
         )
     lines.append("  (Sharpe and luck annualized; luck: the best Sharpe N unskilled trials reach)")
-    lines.append(f"  => {deflated_sentence(figure)}")
+    lines += meaning(deflated_sentence(figure))
     return lines
 
 
@@ -195,7 +203,7 @@ def _pbo_lines(figure: dict[str, Any]) -> list[str]:
         f"  logit of the in-sample best's out-of-sample rank: 5% {shown(q['0.05'])}, median "
         f"{shown(q['0.5'])}, 95% {shown(q['0.95'])}; degradation slope "
         f"{shown(figure['slope'])}; probability of loss {figure['probability_of_loss']:.3f}",
-        f"  => {pbo_sentence(figure)}",
+        *meaning(pbo_sentence(figure)),
     ]
 
 
@@ -234,8 +242,8 @@ def _monte_carlo_lines(figures: Robustness) -> list[str]:
     lines = [
         f"Monte Carlo of each seed's best ({settings['trade_paths']:,} trade paths, "
         f"{settings['candle_paths']:,} market paths of {settings['candle_block']}-candle blocks)",
-        f"  {'seed':>8}  {'scenario':<17}{'Sharpe 5%':>10}{'50%':>8}{'95%':>8}"
-        f"{'max dd 50%':>12}{'95%':>8}{'backtest dd':>13}",
+        f"  {'seed':>10}  {'scenario':<17}{'Sharpe 5%':>10}{'50%':>10}{'95%':>10}"
+        f"{'max dd 50%':>12}{'95%':>10}{'backtest dd':>13}",
     ]
     for seed, figure in figures.monte_carlo.items():
         for scenario in (TRADE_ORDER, TRADE_BOOTSTRAP, CANDLE_BOOTSTRAP):
@@ -245,12 +253,12 @@ def _monte_carlo_lines(figures: Robustness) -> list[str]:
             sharpe = found.get("sharpe") or {}
             drawdown = found.get("max_drawdown") or {}
             lines.append(
-                f"  {seed:>8}  {scenario:<17}{shown(sharpe.get('0.05')):>10}"
-                f"{shown(sharpe.get('0.5')):>8}{shown(sharpe.get('0.95')):>8}"
-                f"{shown(drawdown.get('0.5')):>12}{shown(drawdown.get('0.95')):>8}"
+                f"  {seed:>10}  {scenario:<17}{shown(sharpe.get('0.05')):>10}"
+                f"{shown(sharpe.get('0.5')):>10}{shown(sharpe.get('0.95')):>10}"
+                f"{shown(drawdown.get('0.5')):>12}{shown(drawdown.get('0.95')):>10}"
                 f"{shown(found['actual'].get('max_drawdown')):>13}"
             )
-    lines.append(f"  => {monte_carlo_sentence(figures)}")
+    lines += meaning(monte_carlo_sentence(figures))
     return lines
 
 
@@ -282,16 +290,16 @@ def _sensitivity_lines(figures: Robustness) -> list[str]:
     lines = [
         f"Sensitivity of each seed's best (each parameter moved by {share:.0%} of its "
         "range, ints by 1; kept = share of the edge over the seed's median trial)",
-        f"  {'seed':>8}  {'verdict':<9}{'score':>9}{'median':>9}  least kept",
+        f"  {'seed':>10}  {'verdict':<9}{'score':>10}{'median':>10}  least kept",
     ]
     for seed, figure in figures.sensitivity.items():
         worst = figure["worst"]
         kept = "-" if worst is None else f"{min(figure['keeps'][worst].values()):.0%} ({worst})"
         lines.append(
-            f"  {seed:>8}  {figure['verdict'] or '-':<9}{shown(figure['score']):>9}"
-            f"{shown(figure['median']):>9}  {kept}"
+            f"  {seed:>10}  {figure['verdict'] or '-':<9}{shown(figure['score']):>10}"
+            f"{shown(figure['median']):>10}  {kept}"
         )
-    lines.append(f"  => {sensitivity_sentence(figures)}")
+    lines += meaning(sensitivity_sentence(figures))
     return lines
 
 
