@@ -104,9 +104,10 @@ def bench_verification(repeats: int = 3) -> None:
             cold.append(cli(home, "run", str(job), "--no-progress"))
             warm_local.append(cli(home, "run", str(job), "--no-progress"))
             with ray_head(home) as address:
-                cli(home, "run", str(job), "--no-progress", "--address", address)  # warm-up
+                token = {"RAY_AUTH_MODE": "token"}  # the head's token authentication
+                cli(home, "run", str(job), "--no-progress", "--address", address, env=token)
                 warm_head.append(cli(home, "run", str(job), "--no-progress", "--address",
-                                     address, env={"RAY_AUTH_MODE": "token"}))  # fmt: skip
+                                     address, env=token))  # fmt: skip
     for label, times in (
         ("cold: first run in a new home (embedded PostgreSQL initdb, local Ray start)", cold),
         ("warm: local Ray start, existing database", warm_local),

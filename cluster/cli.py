@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,6 +24,9 @@ from cluster.errors import (
     Interrupted,
     InvalidInput,
 )
+
+# Set to see the traceback of an unexpected error (a bug); users get one line.
+DEBUG = "REPROTUNE_DEBUG"
 
 COMMANDS: dict[str, str] = {
     "run": "cluster.job.command_run",
@@ -61,10 +65,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit code (argparse exits 2 itself on a usage error).
+
+    Output into a pipe whose reader is gone (`... | head`) ends the command quietly
+    with exit code 1: no traceback, no message.
+    """
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe could not be caught
+        return code
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_FAILED
+    except SystemExit:  # argparse's --help and usage errors
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _discard_stdout()
+        raise
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args._run(args))
+    except BrokenPipeError:
+        raise
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INVALID_INPUT
@@ -77,6 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except Exception:  # the last line of defence: a bug, so show where it happened
-        traceback.print_exc()
+    except Exception as error:  # the last line of defence: a bug in this program
+        if os.environ.get(DEBUG):
+            traceback.print_exc()
+        text = " ".join(str(error).split())
+        print(
+            f"error: unexpected {type(error).__name__}{': ' if text else ''}{text[:500]} "
+            f"(a bug in reprotune; {DEBUG}=1 shows where)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED

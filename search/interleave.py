@@ -18,9 +18,13 @@ The trial config is `{"seed": int, "trials": [{"trial_index": int, "params": {..
 candidate, each with its trial_index], ...}`.
 
 Searchers that compute their batches in a `search.pool.SuggestionPool` do so while
-Tune polls: `suggest()` never waits for a batch. It stays O(1) while nothing can have
-become ready, which is until a trial completes or a batch arrives (the searchers wake
-the interleaver, from the pool's threads), and it answers FINISHED only when no trial
+Tune polls. While trials run, `suggest()` never waits for a batch: it stays O(1) while
+nothing can have become ready, which is until a trial completes or a batch arrives (the
+searchers wake the interleaver, from the pool's threads). When no trial runs and a batch
+is being computed, it waits for the batch (at most `idle_wait_s` per call): Tune would
+otherwise sleep a whole second before asking again (`_update_trial_queue` in
+ray/tune/execution/tune_controller.py), a second per batch for a Bayesian seed that
+runs alone, where the batch takes milliseconds. It answers FINISHED only when no trial
 runs and no batch is being computed.
 
 Tune trial ids (random per run) only map to a chunk here; nothing is keyed on them.
@@ -44,6 +48,8 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +61,7 @@ from search.space import Params
 logger = logging.getLogger(__name__)
 
 FINISHED = "FINISHED"  # the value of ray.tune.search.Searcher.FINISHED
+IDLE_WAIT_S = 1.0  # longest wait of one suggest() for a batch while no trial runs
 
 
 @dataclass(frozen=True, order=True)
@@ -190,6 +197,8 @@ class Interleaver:
         self._events = itertools.count(1)
         self._last_event = 0
         self._idle_at = -1
+        self._arrival = threading.Condition()
+        self.idle_wait_s = IDLE_WAIT_S
         self._listen()
 
     def _listen(self) -> None:
@@ -197,33 +206,52 @@ class Interleaver:
             searcher.add_wakeup(self._wake)
 
     def _wake(self) -> None:
-        # Called from a pool's thread too: next() on itertools.count is atomic in CPython.
-        self._last_event = next(self._events)
+        # Called from a pool's thread too.
+        with self._arrival:
+            self._last_event = next(self._events)
+            self._arrival.notify_all()
 
     # -- suggesting -----------------------------------------------------------------
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """A trial config (a chunk of one seed's candidates), None (nothing ready now)
         or FINISHED.
 
-        O(1) while idle: Tune polls this ~10 times a second, and nothing can become
-        ready until a trial completes or a batch arrives.
+        O(1) while trials run and nothing new happened: Tune polls this ~10 times a
+        second, and nothing can become ready until a trial completes or a batch arrives.
+        With no trial running, it waits up to `idle_wait_s` for a batch being computed.
         """
-        if self._idle_at != self._last_event:
-            seen = self._last_event  # read before the scan: a batch may arrive during it
-            limit = self._chunk_size()
-            for offset in range(len(self._seeds)):
-                position = (self._turn + offset) % len(self._seeds)
-                seed = self._seeds[position]
-                ready = self._searchers[seed].ask(limit=limit)
-                if ready:
-                    self._turn = (position + 1) % len(self._seeds)
-                    self._trials[trial_id] = TrialChunk(seed, tuple(s.trial_index for s in ready))
-                    self._live.add(trial_id)
-                    return chunk_config(seed, ready)
-            self._idle_at = seen
-        if self.finished or not (self._live or self._computing()):
-            # Nothing ready, running or computing: done, or blocked behind failed trials.
-            return FINISHED
+        deadline = None
+        while True:
+            if self._idle_at != self._last_event:
+                seen = self._last_event  # read before the scan: a batch may arrive during it
+                config = self._scan(trial_id)
+                if config is not None:
+                    return config
+                self._idle_at = seen
+            if self.finished or not (self._live or self._computing()):
+                # Nothing ready, running or computing: done, or blocked behind failed trials.
+                return FINISHED
+            if self._live:
+                return None
+            now = time.monotonic()
+            deadline = now + self.idle_wait_s if deadline is None else deadline
+            if now >= deadline:
+                return None
+            with self._arrival:
+                self._arrival.wait_for(lambda: self._last_event != self._idle_at, deadline - now)
+
+    def _scan(self, trial_id: str) -> dict[str, Any] | None:
+        """The next seed's ready suggestions (seeds in turn) as a chunk, or None."""
+        limit = self._chunk_size()
+        for offset in range(len(self._seeds)):
+            position = (self._turn + offset) % len(self._seeds)
+            seed = self._seeds[position]
+            ready = self._searchers[seed].ask(limit=limit)
+            if ready:
+                self._turn = (position + 1) % len(self._seeds)
+                self._trials[trial_id] = TrialChunk(seed, tuple(s.trial_index for s in ready))
+                self._live.add(trial_id)
+                return chunk_config(seed, ready)
         return None
 
     def _chunk_size(self) -> int:
@@ -366,6 +394,7 @@ class Interleaver:
             "held": dict(self._held),
             "known": {seed: sorted(known) for seed, known in self._known.items()},
             "next_delivery": dict(self._next_delivery),
+            "idle_wait_s": self.idle_wait_s,
         }
 
     def set_state(self, state: Mapping[str, Any]) -> None:
@@ -393,6 +422,8 @@ class Interleaver:
         self._next_delivery = dict(state["next_delivery"])
         self._events = itertools.count(1)
         self._last_event, self._idle_at = 0, -1  # scan at the next suggest()
+        self._arrival = threading.Condition()
+        self.idle_wait_s = state.get("idle_wait_s", IDLE_WAIT_S)
         self._listen()
 
 

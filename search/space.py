@@ -204,6 +204,9 @@ class Space(Mapping[str, Range]):
         return cls(ranges)
 
 
+MAX_AXIS_POINTS = 1_000_000  # evenly spaced points of one parameter, held in memory
+
+
 def grid_points(
     space: Space, points: int, values: Mapping[str, Sequence[int | float]] | None = None
 ) -> dict[str, tuple[int | float, ...]]:
@@ -211,9 +214,10 @@ def grid_points(
 
     Explicit values must lie in the parameter's range (ints for an int range); they are
     sorted and deduplicated, so the grid does not depend on how they were listed.
+    `points` is at most MAX_AXIS_POINTS: every axis is held in memory.
     """
-    if not _is_int(points) or points < 2:
-        raise ValueError(f"points must be an int >= 2, got {points!r}")
+    if not _is_int(points) or not 2 <= points <= MAX_AXIS_POINTS:
+        raise ValueError(f"points must be an int in [2, {MAX_AXIS_POINTS:,}], got {points!r}")
     values = values or {}
     unknown = sorted(set(values) - set(space))
     if unknown:

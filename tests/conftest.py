@@ -238,3 +238,63 @@ def short_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+# =======================================================================================
+# The reliability suite (tests/reliability.py): `@pytest.mark.reliability(ID)` ties a
+# test to a known defect or fault scenario; `--reliability-json=PATH` writes each marked
+# test's outcome and duration, from which RELIABILITY.md is rendered.
+# =======================================================================================
+
+import json  # noqa: E402
+
+_reliability_results: dict[str, dict[str, object]] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-json",
+        metavar="PATH",
+        default=None,
+        help="write the outcome and duration of every reliability-marked test to PATH",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from reliability import SCENARIOS
+
+    for item in items:
+        for marker in item.iter_markers("reliability"):
+            if not marker.args or not set(marker.args) <= set(SCENARIOS):
+                raise pytest.UsageError(
+                    f"{item.nodeid}: reliability marker {marker.args} names no id, or one "
+                    "that is not in tests/reliability.py"
+                )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """One record per (test, id) of its reliability markers (set up below)."""
+    for key, entry in report.user_properties:
+        if key != "reliability":
+            continue
+        record = _reliability_results.setdefault(
+            f"{entry} {report.nodeid}",
+            {"id": entry, "nodeid": report.nodeid, "outcome": "passed", "duration_s": 0.0},
+        )
+        record["duration_s"] = float(str(record["duration_s"])) + report.duration
+        if report.failed:
+            record["outcome"] = "failed"
+        elif report.skipped and record["outcome"] == "passed":
+            record["outcome"] = "skipped"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for marker in item.iter_markers("reliability"):
+        item.user_properties.extend(("reliability", entry) for entry in marker.args)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("--reliability-json")
+    if path:
+        Path(path).write_text(json.dumps(list(_reliability_results.values()), indent=2) + "\n")

@@ -17,7 +17,9 @@ Faults (`server.faults`, consumed by klines requests in arrival order): 429 with
 `Retry-After`, 5xx, slow answers (client timeouts), always failing, short pages for
 requests starting inside a range, rows omitted from the first answer that holds them,
 a conflicting duplicate row, overlapping pages (rows before startTime, or a page's
-first rows sent twice), every request failing after the first N. The server's
+first rows sent twice), every request failing after the first N, an answer that stalls
+mid-response (headers and half the body sent, then nothing: `stalling` is set when one
+starts, `release_stalls()` ends them). The server's
 clock is settable (`server_time_ms`) and can fail (`faults.time_status`); `revise()`
 changes a candle. Every request is
 logged (`requests`, `klines_requests()`), so tests can assert what was asked for.
@@ -71,6 +73,8 @@ class Faults:
     repeated_rows: int = 0
     fail_after_requests: int | None = None
     time_status: int | None = None
+    stall_after_requests: int | None = None  # klines answers sent whole before stalls begin
+    stalls: int = 0  # how many answers then stall mid-response
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class ReplayExchange:
         self.server_time_ms: int | None = None
         self.requests: list[Request] = []
         self._lock = threading.Lock()
+        self.stalling = threading.Event()  # set when an answer starts to stall
+        self._release = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -123,7 +129,11 @@ class ReplayExchange:
         self._thread.start()
         return self
 
+    def release_stalls(self) -> None:
+        self._release.set()
+
     def stop(self) -> None:
+        self.release_stalls()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -172,6 +182,25 @@ class ReplayExchange:
                 return fault
             return self._klines(params)
         return 404, {}, {"code": -1, "msg": f"unknown path {path}"}
+
+    def take_stall(self) -> bool:
+        """Whether this klines answer stalls mid-response (consumes the knob)."""
+        with self._lock:
+            faults = self.faults
+            if faults.stall_after_requests is None or faults.stalls <= 0:
+                return False
+            if faults.stall_after_requests > 0:
+                faults.stall_after_requests -= 1
+                return False
+            faults.stalls -= 1
+            return True
+
+    def stall(self, wfile: Any, payload: bytes) -> None:
+        """Send half the body, then nothing until released (or 60 s, a bound)."""
+        wfile.write(payload[: len(payload) // 2])
+        wfile.flush()
+        self.stalling.set()
+        self._release.wait(60)
 
     def _consume_fault(self) -> tuple[int, dict[str, str], Any] | None:
         with self._lock:
@@ -334,6 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
         params = {key: values[-1] for key, values in parse_qs(url.query).items()}
         status, headers, body = self.replay.answer(url.path, params)
         payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+        stalls = url.path.endswith("/klines") and status == 200 and self.replay.take_stall()
         try:
             self.send_response(status)
             content_type = "text/html" if isinstance(body, str) else "application/json"
@@ -342,6 +372,9 @@ class _Handler(BaseHTTPRequestHandler):
             for key, value in headers.items():
                 self.send_header(key, value)
             self.end_headers()
+            if stalls:
+                self.replay.stall(self.wfile, payload)
+                return
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)

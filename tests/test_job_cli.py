@@ -117,7 +117,7 @@ def _no_rows(url: str) -> bool:
          'bars = 100\ndata_seed = 1\n', "(did you mean 'iterations'?)"),
         ('iterations = 5\n[searcher]\nkind = "grid"\npoints = 1\n[data]\nkind = "synthetic"\n'
          'timeframe = "5m"\nstart = "2024-01-01"\nbars = 100\ndata_seed = 1\n',
-         "points must be an int >= 2, got 1"),
+         "points must be an int in [2, 1,000,000], got 1"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_before_ray_starts_or_anything_is_written(
@@ -130,6 +130,25 @@ def test_bad_input_exits_2_before_ray_starts_or_anything_is_written(
     assert main(["run", str(path), "--database-url", pg_url]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+    assert not ray.is_initialized()
+    assert _no_rows(pg_url)
+
+
+def test_a_ray_address_where_nothing_listens_exits_2_before_anything_is_written(pg_url, capsys):
+    """`ray.init` waits for a cluster that is not there for many minutes: the address is
+    tried first, and refused in one line."""
+    import socket
+
+    import ray
+
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    assert main(["run", str(QUICKSTART), "--database-url", pg_url, "--address", address]) == 2
+    err = capsys.readouterr().err
+    assert f"--address {address}: no Ray cluster answers there" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not ray.is_initialized()
     assert _no_rows(pg_url)
 

@@ -130,6 +130,7 @@ def test_ask_never_waits_for_a_batch_and_its_arrival_wakes_the_interleaver():
     assert all(interleaver.searcher(seed).computing for seed in SEEDS)
     assert all(interleaver.searcher(seed).ask() == [] for seed in SEEDS)
     asks_after_scan = asks
+    interleaver.idle_wait_s = 0.0  # no trial runs: suggest() would wait for the batches
     for i in range(100):  # Tune's polling: O(1), and never FINISHED while batches compute
         assert interleaver.suggest(f"poll{i}") is None
     assert asks == asks_after_scan
@@ -138,6 +139,23 @@ def test_ask_never_waits_for_a_batch_and_its_arrival_wakes_the_interleaver():
     assert isinstance(config, dict) and config["trials"][0]["trial_index"] == 4
     assert asks > asks_after_scan
     assert len(pool.waiting) == 0
+
+
+def test_with_no_trial_running_suggest_waits_for_the_batch_instead_of_returning_none():
+    # Tune sleeps a whole second after a None when no trial runs; a batch takes ms.
+    pool = ThreadedPool()
+    try:
+        interleaver = Interleaver({3: build("bayesian", seed=3, pool=pool)}, chunking=ONE)
+        running = {}
+        while isinstance(config := interleaver.suggest(f"t{len(running)}"), dict):
+            running[f"t{len(running)}"] = config
+        assert len(running) == 4  # the random start
+        for trial_id, config in running.items():
+            interleaver.complete(trial_id, result_dict(config), False)
+        config = interleaver.suggest("model")  # the first model batch is only now submitted
+        assert isinstance(config, dict) and config["trials"][0]["trial_index"] == 4
+    finally:
+        pool.executor.shutdown()
 
 
 def test_a_pickled_searcher_refuses_to_compute_without_its_pool():

@@ -9,21 +9,27 @@ A file holds the candle columns (sorted, unique open times) and, in the Parquet 
 half-open ranges downloaded completely: the cache is authoritative there, and a
 missing candle inside one is a real gap), the row count and the content fingerprint.
 
-Writes are atomic: a temporary file in the same directory, fsynced, then renamed over
-the old one (readers see the old file or the new one, never a torn one); updates hold
-an exclusive lock on `<file>.lock`. Reads check everything (Parquet decodes, schema,
-key, row count, fingerprint, order, rows inside `covered`); a file failing any check
-is moved to `<file>.corrupt`, logged, and treated as absent, so it is re-fetched and
-never silently used.
+Writes are atomic: a temporary file `<file>.<random>.tmp` in the same directory,
+fsynced, then renamed over the old one (readers see the old file or the new one, never a
+torn one); updates hold an exclusive lock on `<file>.lock`, and whoever takes it first
+removes the temporary files a killed writer left (no one else can be writing them).
+Reads check everything (Parquet decodes, schema, key, row count, fingerprint, order,
+rows inside `covered`); a file failing any check is moved to `<file>.corrupt`, logged,
+and treated as absent, so it is re-fetched and never silently used.
+
+Test hook (never set outside tests): `REPROTUNE_TEST_KILL_IN_CACHE_WRITE=1` SIGKILLs the
+process inside `write_cache`, after the temporary file is written and before the rename.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import json
 import logging
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,6 +47,7 @@ from cluster.errors import InvalidInput
 log = logging.getLogger("reprotune.candles")
 CACHE_FORMAT = 1
 METADATA_KEY = b"reprotune.candle_cache"
+KILL_IN_WRITE = "REPROTUNE_TEST_KILL_IN_CACHE_WRITE"
 
 
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -174,6 +181,8 @@ def write_cache(path: Path, key: CacheKey, content: CacheContent) -> None:
             pq.write_table(table, sink, row_group_size=max(1, table.num_rows))
             sink.flush()
             os.fsync(sink.fileno())
+        if os.environ.get(KILL_IN_WRITE):
+            os.kill(os.getpid(), signal.SIGKILL)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -188,10 +197,18 @@ def write_cache(path: Path, key: CacheKey, content: CacheContent) -> None:
 
 @contextlib.contextmanager
 def cache_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock for one cache file's read-modify-write (other processes wait)."""
+    """An exclusive lock for one cache file's read-modify-write (other processes wait).
+
+    Every write of the file happens under it, so a temporary file found once it is taken
+    was left by a writer that died (SIGKILL): it is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(path.name + ".lock"), "a") as lock_file:
         fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX)
+        for stale in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                log.info("removed %s, left by a killed cache write", stale)
         try:
             yield
         finally:

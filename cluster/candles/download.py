@@ -9,20 +9,24 @@
 - Rows repeated across or within pages collapse when identical (bit for bit); two
   different rows for one open time stop the download (`ConflictingCandles`, naming up
   to 20 of them).
-- Every gap left after pagination is requested once more on its own (since = the
-  gap's start); only what is still missing then is a real gap.
+- Every gap a page leaves is requested once more on its own (since = the gap's start)
+  before the next page; only what is still missing then is a real gap.
 Rows outside `[start, end)` are ignored; rows are kept as sent (cleaning judges them).
+
+`RangeDownload.pages()` yields after every page the end of the part that is final (all
+its pages and gap re-requests done, no conflict), so that a caller can store finished
+pages as they come and an interrupted download resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from cluster.candles.cleaning import find_gaps
 from cluster.candles.exchange import ExchangeClient, ExchangeFailure
 from cluster.candles.table import MAX_LISTED, CandleColumns, Values
 from cluster.candles.times import count, format_utc
@@ -81,7 +85,7 @@ class RowMerger:
                 f"{exchange_id} sent "
                 f"{count(len(self.conflicts), 'conflicting duplicate candle')} for {pair} "
                 "(two different rows for one open time; [open, high, low, close, volume]); "
-                "the download stopped and nothing was stored",
+                "the download stopped and stored none of them",
                 *listed,
             ]
         )
@@ -120,60 +124,112 @@ def download_range(
 
     `now_ms` is the exchange's clock; `bar` an optional progress bar (tqdm-like).
     """
-    step = timeframe_ms(timeframe)
-    limit = client.page_limit()
-    merger, extras, stats = RowMerger(), RowMerger(), DownloadStats()
-    window = _Window(client, pair, timeframe, start, end, now_ms, merger, extras, stats)
-    stats.pages = window.paginate(start, end, limit, bar)
-    merger.raise_conflicts(client.exchange_id, pair)
-    received = merger.columns().timestamp
-    for gap_start, gap_end in find_gaps(received[received % step == 0], start, end, step):
-        gap_limit = max(1, min(limit, (gap_end - gap_start) // step))
-        stats.gap_requests += window.paginate(gap_start, gap_end, gap_limit, None)
-    merger.raise_conflicts(client.exchange_id, pair)
-    stats.collapsed_duplicates = merger.collapsed
-    return Downloaded(merger.columns(), extras.columns(), stats)
+    download = RangeDownload(client, pair, timeframe, start, end, now_ms)
+    for _ in download.pages(bar):
+        pass
+    return download.result()
 
 
-@dataclass
-class _Window:
-    client: ExchangeClient
-    pair: str
-    timeframe: str
-    start: int
-    end: int
-    now_ms: int
-    merger: RowMerger
-    extras: RowMerger
-    stats: DownloadStats
+class RangeDownload:
+    """One range's download, page by page (see the module docstring)."""
 
-    def paginate(self, low: int, high: int, limit: int, bar: Any) -> int:
-        """Pages from `low` until `high` is passed or a page is empty; returns the count."""
-        step = timeframe_ms(self.timeframe)
-        cursor, pages, done = low, 0, low
-        while cursor < high:
-            page = self.client.page(self.pair, self.timeframe, cursor, limit)
-            pages += 1
-            if len(page) == 0:
+    def __init__(
+        self, client: ExchangeClient, pair: str, timeframe: str, start: int, end: int, now_ms: int
+    ) -> None:
+        self.client, self.pair, self.timeframe = client, pair, timeframe
+        self.start, self.end, self.now_ms = start, end, now_ms
+        self.step = timeframe_ms(timeframe)
+        self.merger, self.extras, self.stats = RowMerger(), RowMerger(), DownloadStats()
+        # Rows in [start, final_end) are final: every page and gap request done.
+        self.final_end = start
+
+    def pages(self, bar: Any = None) -> Iterator[int]:
+        """Download page by page; after each, yield the new `final_end`. The last value
+        yielded is `end`."""
+        limit = self.client.page_limit()
+        cursor, done = self.start, self.start
+        while cursor < self.end:
+            page = self._page(cursor, limit)
+            self.stats.pages += 1
+            if page is None:
                 break
-            ts = page.timestamp
-            unfinished = ts + step > self.now_ms
-            self.stats.unfinished_dropped += int(unfinished.sum())
-            inside = (ts >= self.start) & (ts < self.end)
-            self.merger.add(page, inside & ~unfinished)
-            self.extras.add(page, ~inside & ~unfinished)
-            newest = int(ts.max())
-            if newest < cursor:
-                raise ExchangeFailure(
-                    f"{self.client.exchange_id} answered since={cursor} with older candles "
-                    f"only (newest {newest}): cannot paginate"
-                )
-            if bar is not None and min(newest + step, high) > done:
-                bar.update((min(newest + step, high) - done) // step)
-                done = min(newest + step, high)
-            if newest + step >= high:  # the next candle would open at or after `high`
+            newest = page
+            reached = min(newest + self.step, self.end)
+            if bar is not None and reached > done:
+                bar.update((reached - done) // self.step)
+                done = reached
+            self._finish(reached, limit)
+            yield self.final_end
+            if newest + self.step >= self.end:  # the next candle would open at or after end
                 break
             cursor = newest + 1
-        if bar is not None and high > done:
-            bar.update((high - done) // step)
+        if bar is not None and self.end > done:
+            bar.update((self.end - done) // self.step)
+        if self.final_end < self.end:  # an empty page: what is left is requested as a gap
+            self._finish(self.end, limit)
+            yield self.final_end
+
+    def rows(self, until: int | None = None) -> CandleColumns:
+        """The rows received in `[start, until)` (default: all), sorted."""
+        columns = self.merger.columns()
+        if until is None:
+            return columns
+        return columns.take(slice(0, int(np.searchsorted(columns.timestamp, until))))
+
+    def result(self) -> Downloaded:
+        self.stats.collapsed_duplicates = self.merger.collapsed
+        return Downloaded(self.merger.columns(), self.extras.columns(), self.stats)
+
+    def _finish(self, reached: int, limit: int) -> None:
+        """Request every gap in [final_end, reached) once more, then make it final."""
+        for gap_start, gap_end in self._gaps(self.final_end, reached):
+            gap_limit = max(1, min(limit, (gap_end - gap_start) // self.step))
+            self.stats.gap_requests += self._paginate(gap_start, gap_end, gap_limit)
+        self.merger.raise_conflicts(self.client.exchange_id, self.pair)
+        self.final_end = reached
+
+    def _gaps(self, low: int, high: int) -> list[tuple[int, int]]:
+        """Runs of grid times in [low, high) without a row (O(high - low), not O(rows))."""
+        gaps: list[tuple[int, int]] = []
+        first = -(-low // self.step) * self.step
+        gap_start = None
+        for moment in range(first, high, self.step):
+            if moment in self.merger.rows:
+                if gap_start is not None:
+                    gaps.append((gap_start, moment))
+                    gap_start = None
+            elif gap_start is None:
+                gap_start = moment
+        if gap_start is not None:
+            gaps.append((gap_start, high))
+        return gaps
+
+    def _page(self, since: int, limit: int) -> int | None:
+        """One page into the mergers; its newest open time, or None when it is empty."""
+        page = self.client.page(self.pair, self.timeframe, since, limit)
+        if len(page) == 0:
+            return None
+        ts = page.timestamp
+        unfinished = ts + self.step > self.now_ms
+        self.stats.unfinished_dropped += int(unfinished.sum())
+        inside = (ts >= self.start) & (ts < self.end)
+        self.merger.add(page, inside & ~unfinished)
+        self.extras.add(page, ~inside & ~unfinished)
+        newest = int(ts.max())
+        if newest < since:
+            raise ExchangeFailure(
+                f"{self.client.exchange_id} answered since={since} with older candles "
+                f"only (newest {newest}): cannot paginate"
+            )
+        return newest
+
+    def _paginate(self, low: int, high: int, limit: int) -> int:
+        """Pages from `low` until `high` is passed or a page is empty; the count."""
+        cursor, pages = low, 0
+        while cursor < high:
+            newest = self._page(cursor, limit)
+            pages += 1
+            if newest is None or newest + self.step >= high:
+                break
+            cursor = newest + 1
         return pages

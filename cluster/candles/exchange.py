@@ -49,8 +49,10 @@ class DownloadSettings:
     `timeout_s`: per request. `max_retries`: extra attempts per request after network
     errors; the wait before attempt k+1 is min(backoff_max_s, backoff_initial_s * 2**k).
     `page_limit`: candles per request (None: the exchange's maximum per ccxt, else 500).
-    `chunk_candles`: the cache is written after each chunk of this many candles, so
-    an interrupted download resumes there. `api_url`: replaces every REST base URL of
+    `checkpoint_s`: finished pages are written to the cache when this many seconds passed
+    since the last write (0: after every page; None: when ten times the last write's
+    duration passed, so that writes cost at most ~10% at any cache size), so that an
+    interrupted download resumes there. `api_url`: replaces every REST base URL of
     the ccxt client (a local replay server or a mirror). `progress`: a progress bar on
     stderr (None: only on a terminal, and only once a download takes over a second).
     """
@@ -60,17 +62,19 @@ class DownloadSettings:
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
     page_limit: int | None = None
-    chunk_candles: int = 50_000
+    checkpoint_s: float | None = None
     api_url: str | None = None
     progress: bool | None = None
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("timeout_s", "backoff_initial_s", "backoff_max_s"):
+        for name in ("timeout_s", "backoff_initial_s", "backoff_max_s", "checkpoint_s"):
             value = getattr(self, name)
+            if value is None and name == "checkpoint_s":
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 problems.append(f"{name}: expected a number >= 0, got {value!r}")
-        for name, low in (("max_retries", 0), ("page_limit", 1), ("chunk_candles", 1)):
+        for name, low in (("max_retries", 0), ("page_limit", 1)):
             value = getattr(self, name)
             if value is None and name == "page_limit":
                 continue
@@ -97,6 +101,7 @@ class ExchangeClient:
         self._sleep = sleep
         self._local_clock = local_clock
         self._exchange: Any = None
+        self._checked: set[tuple[str, str]] = set()
 
     @property
     def exchange(self) -> Any:
@@ -167,9 +172,12 @@ class ExchangeClient:
         return server_ms
 
     def check_market(self, pair: str, timeframe: str) -> None:
-        """Markets loaded; the pair listed; the timeframe offered; else InvalidInput."""
+        """Markets loaded; the pair listed; the timeframe offered; else InvalidInput.
+        Checked once per client and market."""
         import ccxt
 
+        if (pair, timeframe) in self._checked:
+            return
         exchange = self.exchange
         self.call("load_markets", lambda: exchange.load_markets())
         if not exchange.has.get("fetchOHLCV"):
@@ -186,6 +194,7 @@ class ExchangeClient:
                 f"timeframe {timeframe!r} is not offered by {self.exchange_id} "
                 f"(it offers {', '.join(offered)})"
             )
+        self._checked.add((pair, timeframe))
 
     def page_limit(self) -> int:
         """Candles per request: the setting, capped by the exchange's documented maximum."""

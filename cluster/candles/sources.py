@@ -205,7 +205,7 @@ def source_from_dict(data: Mapping[str, Any]) -> Source:
     if not isinstance(data, Mapping):
         raise InvalidInput(f"source: expected a mapping, got {data!r}")
     kind = data.get("kind")
-    if kind not in SOURCE_KINDS:
+    if not isinstance(kind, str) or kind not in SOURCE_KINDS:
         choices = ", ".join(SOURCE_KINDS)
         raise InvalidInput(f"source: kind {kind!r} is not one of {choices}")
     source: Source = SOURCE_KINDS[kind].from_dict(data)

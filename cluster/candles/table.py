@@ -90,9 +90,7 @@ class CandleColumns:
             if column.null_count:
                 null_rows |= np.asarray(column.is_null().to_numpy(zero_copy_only=False))
         if null_rows.any():
-            rows = np.flatnonzero(null_rows)
-            listed = ", ".join(str(int(r)) for r in rows[:MAX_LISTED])
-            raise InvalidInput(f"{what}: {rows.size} rows have null values (rows {listed})")
+            raise InvalidInput(_null_problems(table, np.flatnonzero(null_rows), what))
         arrays = [_column_numpy(table.column(name)) for name in CANDLE_COLUMNS]
         return cls(*arrays)
 
@@ -114,6 +112,28 @@ class CandleColumns:
             float(self.close[index]),
             float(self.volume[index]),
         )
+
+
+def _null_problems(table: pa.Table, rows: np.ndarray, what: str) -> list[str]:
+    """The rows with nulls, named as the cleaning rules name a bad row: `row 7
+    (2021-09-29T09:35Z): close is null` (pandas writes a NaN as a null)."""
+    from cluster.candles.times import count, format_utc
+
+    shown = min(rows.size, MAX_LISTED)
+    problems = [
+        f"{what}: {count(int(rows.size), 'row')} with missing (null) values; cleaning never "
+        f"invents a value, so the dataset is rejected (first {shown} shown)"
+    ]
+    for row in (int(r) for r in rows[:MAX_LISTED]):
+        names = [name for name in CANDLE_COLUMNS if not table.column(name)[row].is_valid]
+        stamp = table.column("timestamp")[row].as_py()
+        try:
+            when = "" if stamp is None else f" ({format_utc(int(stamp))})"
+        except (OverflowError, ValueError):
+            when = f" (timestamp {stamp})"
+        verb = "is" if len(names) == 1 else "are"
+        problems.append(f"row {row}{when}: {', '.join(names)} {verb} null")
+    return problems
 
 
 def _column_numpy(column: pa.ChunkedArray) -> np.ndarray:

@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cluster.candles.dataset import Dataset, check_fingerprint
 from cluster.candles.exchange import DownloadSettings
-from cluster.errors import Interrupted, InvalidInput
+from cluster.errors import Failed, Interrupted, InvalidInput
 from cluster.job.data import load_holdout_data, load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
 from cluster.job.parse import load_job_file
@@ -42,9 +42,10 @@ from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
 from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
-from cluster.records.database import database
+from cluster.records.database import database, resolve_database_url
 from cluster.records.out_of_sample import HOLDOUT_ROLE
 from cluster.records.recorder import Recorder
+from cluster.records.retry import RetryPolicy
 from cluster.records.types import (
     EnsembleRecord,
     EnsembleStatus,
@@ -81,6 +82,7 @@ class RunOptions:
     dashboard: bool = False
     exchange_url: str | None = None
     out: IO[str] | None = None
+    records_retry: RetryPolicy | None = None  # None: the recorder's default budget
 
     def download_settings(self) -> DownloadSettings:
         """How a ccxt source's candles are fetched (a mirror replaces the exchange's URL)."""
@@ -107,6 +109,7 @@ def run_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
+    resolve_database_url(settings.database_url)  # a wrong URL is refused before anything
     if isinstance(spec, JobSpec):
         if seeds is not None:
             from cluster.job.parse import check_seeds
@@ -123,7 +126,11 @@ def run_job(
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
     spec, holdout = load_holdout_data(spec, dataset, settings=settings.download_settings())
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    check_ray_address(settings.ray_address)
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         earlier = recorder.ensembles_of_spec(spec.spec_id)
         ensemble_id = uuid.uuid4()
@@ -243,8 +250,34 @@ def execute_ensemble(
     recorded with the run, and must equal `expected_platform` (the ensemble's, on a
     resume or a rerun) unless `allow_platform_change`. `recorded` are trials already in
     the records (a resume): they count towards progress and are never run again.
+    PostgreSQL lost for longer than the recorder's retry budget stops the run as
+    `Interrupted` (exit 3), naming the database: what was committed stays, and
+    `resume` finishes it.
     """
-    recorded = recorded or {}
+    try:
+        _execute(
+            recorder, ensemble_id, spec, dataset, build_searchers, settings, kind,
+            recorded or {}, expected_platform, allow_platform_change,
+        )  # fmt: skip
+    except RecordsUnavailable as error:
+        raise Interrupted(
+            f"{error}; the trials recorded so far are kept: once the database is back, "
+            f"python -m cluster resume {ensemble_id}"
+        ) from None
+
+
+def _execute(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    build_searchers: SearcherFactory,
+    settings: RunOptions,
+    kind: RunKind,
+    recorded: Mapping[int, list[TrialRecord]],
+    expected_platform: Mapping[str, Any] | None,
+    allow_platform_change: bool,
+) -> None:
     warm_kernel = spec.strategy == DEFAULT_STRATEGY
     with (
         suggestion_pool(spec, settings) as pool,
@@ -277,6 +310,8 @@ def execute_ensemble(
             )
         finally:
             progress.close()
+    if isinstance(end.error, RecordsUnavailable):
+        raise end.error  # no status can be written now (see execute_ensemble)
     ran = {
         "tune_trials": end.tune_trials,
         "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),
@@ -472,6 +507,41 @@ def _print_start(
         )
 
 
+RAY_CONNECT_TIMEOUT_S = 5.0
+
+
+def check_ray_address(address: str | None) -> None:
+    """Refuse a cluster address (`--address`, else $RAY_ADDRESS) where nothing answers,
+    before anything is written: `ray.init` would wait many minutes for it.
+
+    Only `host:port` forms are tried ("auto" and "local" are Ray's to resolve); a TCP
+    connection to the GCS port is enough to tell a cluster that is not there.
+    """
+    import socket
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return  # ray_session uses the Ray this process is connected to
+    flag = "--address"
+    if not address:
+        address, flag = os.environ.get("RAY_ADDRESS"), "RAY_ADDRESS"
+    if not address or address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidInput(f"{flag} {address}: expected HOST:PORT of a Ray cluster's head")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), RAY_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise InvalidInput(
+            f"{flag} {address}: no Ray cluster answers there ({reason}); start one with "
+            f"`ray start --head` or leave the address out to run on a local Ray"
+        ) from None
+
+
 @contextmanager
 def ray_session(
     address: str | None = None, *, dashboard: bool = False, warm: bool = True
@@ -489,7 +559,14 @@ def ray_session(
     _hide_token_auth_notice()
     warming = _start_warm_up() if warm else None
     if address:
-        ray.init(address=address, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except ConnectionError as error:
+            raise Failed(
+                f"cannot connect to the Ray cluster at {address}: {str(error).splitlines()[0]}"
+                "; a cluster started with token authentication (Ray's default) needs "
+                "RAY_AUTH_MODE=token and its token in this environment too"
+            ) from None
     else:
         ray.init(
             address="local",

@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import tomllib
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -214,7 +215,8 @@ def check_seeds(value: object, where: str, problems: list[str]) -> tuple[int, ..
             found.append(f"{where}[{i}]: expected an integer, got {seed!r}")
         elif not 0 <= seed <= MAX_SEED:
             found.append(f"{where}[{i}]: {seed} is outside [0, {MAX_SEED}]")
-    repeated = sorted({s for s in value if list(value).count(s) > 1}, key=repr)
+    counts = Counter(s for s in value if isinstance(s, int) and not isinstance(s, bool))
+    repeated = sorted(s for s, n in counts.items() if n > 1)
     if repeated and len(value) <= MAX_SEEDS:
         found.append(f"{where}: repeated seeds {', '.join(map(repr, repeated))}")
     problems += found
@@ -342,6 +344,9 @@ def _strategy(value: object, problems: list[str]) -> tuple[str, Space | None]:
         return DEFAULT_STRATEGY, None
     problems += _unknown(value, ("name", "space"), "strategy.")
     name = value.get("name", DEFAULT_STRATEGY)
+    if not isinstance(name, str):
+        problems.append(f"strategy.name: expected a strategy's name, got {name!r}")
+        return DEFAULT_STRATEGY, None
     try:
         strategy = get_strategy(name)
     except KeyError as error:

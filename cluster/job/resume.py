@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.candles.dataset import check_fingerprint
 from cluster.errors import Failed
 from cluster.job.data import load_job_data
-from cluster.job.driver import RunOptions, execute_ensemble, new_searcher
+from cluster.job.driver import RunOptions, check_ray_address, execute_ensemble, new_searcher
 from cluster.job.recorded import recorded_spec, refuse_changed_code
 from cluster.job.spec import JobSpec
 from cluster.records.database import database
@@ -56,7 +56,11 @@ def resume_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    check_ray_address(settings.ray_address)
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         ensemble_id = recorder.find_ensemble(str(ensemble))
         detail = recorder.ensemble_detail(ensemble_id)

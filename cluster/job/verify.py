@@ -154,7 +154,10 @@ def rerun_and_verify(
 
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
-    with database(settings.database_url) as conninfo, Recorder(conninfo) as recorder:
+    with (
+        database(settings.database_url) as conninfo,
+        Recorder(conninfo, retry=settings.records_retry) as recorder,
+    ):
         recorder.migrate()
         original = recorder.ensemble_detail(recorder.find_ensemble(str(ensemble)))
         runs = recorder.runs(original.id)

@@ -21,8 +21,8 @@ def add_database_argument(parser: argparse.ArgumentParser) -> None:
         "--database-url",
         metavar="URL",
         default=None,
-        help="PostgreSQL to use (default: $DATABASE_URL, else the embedded server); keep "
-        "the password in PGPASSFILE (~/.pgpass), not in the URL",
+        help="PostgreSQL to use (default: $DATABASE_URL, else the embedded server); a URL "
+        "with a password is refused: keep it in PGPASSFILE (~/.pgpass)",
     )
 
 

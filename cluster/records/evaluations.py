@@ -10,7 +10,6 @@ exactly; `recorded_at` is the database's.
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -22,9 +21,9 @@ from cluster.records.exact import ParamValue, canonical_params
 from cluster.records.types import (
     METRIC_COLUMNS,
     TrialStatus,
-    _metric,
     _plain_params,
     check_sha256,
+    checked_outcome,
 )
 
 KIND = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -66,27 +65,13 @@ class EvaluationRecord:
             raise ValueError(f"label must be a non-empty string, got {self.label!r}")
         check_sha256("dataset_fingerprint", self.dataset_fingerprint)
         object.__setattr__(self, "params", _plain_params(self.params))
-        object.__setattr__(self, "status", TrialStatus(self.status))
-        if not isinstance(self.score, float) or not math.isfinite(self.score):
-            raise ValueError(f"score must be a finite float, got {self.score!r}")
-        unknown = sorted(set(self.metrics) - set(METRIC_COLUMNS))
-        missing = [name for name in METRIC_COLUMNS if name not in self.metrics]
-        if unknown or missing:
-            raise ValueError(f"metrics: unknown {unknown}, missing {missing}")
-        metrics = {name: _metric(name, self.metrics[name]) for name in METRIC_COLUMNS}
+        status, score, metrics = checked_outcome(
+            self.status, self.score, self.metrics, self.message, "evaluation"
+        )
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "score", score)
         object.__setattr__(self, "metrics", metrics)
         object.__setattr__(self, "basis", dict(self.basis))
-        if self.status is TrialStatus.OK:
-            if self.message is not None:
-                raise ValueError(f"an ok evaluation has no message, got {self.message!r}")
-            if self.metrics["n_trades"] is None:
-                raise ValueError("an ok evaluation needs n_trades")
-        else:
-            if not isinstance(self.message, str) or not self.message:
-                raise ValueError("an invalid evaluation needs its message")
-            defined = [name for name, value in self.metrics.items() if value is not None]
-            if defined:
-                raise ValueError(f"an invalid evaluation has no metrics, got {defined}")
 
     @classmethod
     def of_outcome(

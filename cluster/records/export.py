@@ -22,9 +22,12 @@ Digest byte layout, version 1 (sha256 of these UTF-8 bytes, lower-case hex):
 The rows are sorted here, so the digest does not depend on the order in which trials
 were recorded or read.
 
-Files: CSV has the same header and text fields (NULL as an empty field). Parquet keeps
-typed columns (floats as float64, bit-exact), params as the canonical JSON text, and the
-digest in the file's metadata (`reprotune.sha256`).
+Files: CSV is for people and tools (spreadsheets, pandas): the same header, floats as
+the shortest decimal that reads back to the same bits (Python's `repr`: `0.1`,
+`5e-324`, `-0.0`), params as JSON with numbers (`{"k":3,"x":0.25}`, keys sorted), NULL
+as an empty field; not the digest's hex form. Parquet keeps typed columns (floats as
+float64, bit-exact), params as the canonical JSON text, and the digest in the file's
+metadata (`reprotune.sha256`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import itertools
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,11 +99,22 @@ def _text_row(trial: TrialRecord) -> tuple[str | None, ...]:
 
 
 def write_csv(export: Export, out: IO[str]) -> None:
-    """CSV: a header, then the text fields (NULL as an empty field)."""
+    """CSV: a header, then one row per trial in export order (see the module docstring)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for row in export.rows:
-        writer.writerow("" if field is None else field for field in row)
+    for trial in export.trials:
+        values = trial.deterministic()
+        writer.writerow(_csv_field(column, values[column], trial) for column in COLUMNS)
+
+
+def _csv_field(column: str, value: object, trial: TrialRecord) -> str:
+    if column == "params":
+        return json.dumps(dict(trial.params), sort_keys=True, separators=(",", ":"))
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # the shortest decimal that reads back to the same bits
+    return str(value)
 
 
 def write_parquet(export: Export, path: Path) -> None:

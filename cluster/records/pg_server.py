@@ -19,6 +19,20 @@ Contract of `embedded_server(data_dir)`:
   `<data_dir>/.handle_pids.json` (the wheel's file and format) and the last one out
   stops the server. A server whose registered owners are all dead (SIGKILL) is
   stopped and a fresh one started.
+- Signals: while a process starts, joins or stops the server, SIGINT and SIGTERM wait
+  (a start is never cut in half) and are delivered right after, inside the context, so
+  the server is stopped on the way out; for the context's lifetime SIGTERM interrupts
+  like Ctrl-C (KeyboardInterrupt) instead of ending the process on the spot. SIGKILL
+  cannot be caught: the server programs (initdb, pg_ctl) die with the process that ran
+  them (Linux), and the next command stops a server whose owners are all dead, kills
+  an initdb left running on the data dir, and starts afresh.
+- Nothing is created (no directory, no lock file) before the data dir is known to be
+  reachable by the server's user.
+
+Test hook (cluster.records.pg_programs): `REPROTUNE_TEST_SIGNAL_IN_PG_START=POINT:SIGNAL`
+signals this process at POINT: `initdb` (while the first initdb runs), `start` (while
+`pg_ctl start` runs), `started` (the server is up, this process not yet registered) or
+`serving` (registered).
 """
 
 from __future__ import annotations
@@ -39,6 +53,15 @@ from pathlib import Path
 
 from cluster.errors import InvalidInput
 from cluster.records.pg_binaries import POSTGRES_MAJOR, bin_dir_for, unreachable_dir
+from cluster.records.pg_programs import (
+    PROGRAM_TIMEOUT_S,
+    EmbeddedServerError,
+    HeldSignals,
+    kill_programs_on,
+    run_server_program,
+    signal_hook,
+    sigterm_interrupts,
+)
 
 SERVER_SYSTEM_USER = "pgserver"  # the wheel's choice, so both share one system user
 SUPERUSER = "postgres"
@@ -46,15 +69,11 @@ PORT = 5432  # only names the socket file: the server has no TCP listener
 HANDLES_FILE = ".handle_pids.json"
 LOG_FILE = "server.log"
 SOCKET_PATH_LIMIT = 100  # bytes; sun_path holds 108 on Linux, 104 on macOS
-PG_CTL_TIMEOUT_S = 60
+PG_CTL_TIMEOUT_S = PROGRAM_TIMEOUT_S
 
 # Per process, how many `embedded_server` contexts use each data dir: the pid is
 # registered once, and only the last context of this process unregisters it.
 _USERS_IN_PROCESS: dict[Path, int] = {}
-
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be started or stopped; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -127,14 +146,26 @@ def embedded_server(
     """
     data_dir = (data_dir or default_data_dir()).resolve()
     user = server_system_user()
+    if user is not None:  # before anything is created on the way
+        _check_reachable(user, _nearest_existing(data_dir.parent))
     bin_dir = bin_dir_for(user)
-    with _dir_lock(data_dir):
-        server = _join_or_start(data_dir, bin_dir, user, dict(settings or {}))
-    try:
-        yield server
-    finally:
-        with _dir_lock(data_dir):
-            _leave(server)
+    with sigterm_interrupts():
+        held = HeldSignals()
+        with held, _dir_lock(data_dir):
+            server = _join_or_start(data_dir, bin_dir, user, dict(settings or {}))
+        try:
+            held.deliver()  # a signal that came during start-up: leave at once
+            signal_hook("serving")
+            yield server
+        finally:
+            held = HeldSignals()
+            with held, _dir_lock(data_dir):
+                _leave(server)
+            held.deliver()
+
+
+def _nearest_existing(path: Path) -> Path:
+    return next(p for p in (path, *path.parents) if p.exists())
 
 
 def _join_or_start(
@@ -156,10 +187,11 @@ def _join_or_start(
         log = data_dir / LOG_FILE
         try:
             _pg_ctl(bin_dir, user, data_dir, "start", "-l", str(log),
-                    *_start_options(data_dir, socket_dir, settings))  # fmt: skip
+                    *_start_options(data_dir, socket_dir, settings), hook="start")  # fmt: skip
         except EmbeddedServerError as error:
             tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
             raise EmbeddedServerError("\n".join([str(error), f"end of {log}:", *tail])) from None
+        signal_hook("started")
     _write_owners(data_dir, [*owners, os.getpid()])
     _USERS_IN_PROCESS[data_dir] = 1
     return _running_server(data_dir, bin_dir, user)
@@ -273,7 +305,9 @@ def _prepare_data_dir(data_dir: Path, bin_dir: Path, user: str | None) -> None:
             "or set REPROTUNE_HOME to another directory"
         )
     staging = data_dir.with_name(f".{data_dir.name}.initdb")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a killed initdb: never used
+    if staging.exists():  # left by a killed initdb: never used
+        kill_programs_on(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700)
     if user is not None:
         account = pwd.getpwnam(user)
@@ -288,6 +322,7 @@ def _prepare_data_dir(data_dir: Path, bin_dir: Path, user: str | None) -> None:
         SUPERUSER,
         "-D",
         str(staging),
+        hook="initdb",
     )
     if data_dir.exists():
         data_dir.rmdir()
@@ -336,7 +371,9 @@ def _start_options(data_dir: Path, socket_dir: Path, settings: Mapping[str, str]
     return ["-o", postgres_args]
 
 
-def _pg_ctl(bin_dir: Path, user: str | None, data_dir: Path, action: str, *args: str) -> None:
+def _pg_ctl(
+    bin_dir: Path, user: str | None, data_dir: Path, action: str, *args: str, hook: str = ""
+) -> None:
     run_server_program(
         bin_dir / "pg_ctl",
         user,
@@ -347,28 +384,5 @@ def _pg_ctl(bin_dir: Path, user: str | None, data_dir: Path, action: str, *args:
         "-D",
         str(data_dir),
         *args,
+        hook=hook,
     )
-
-
-def run_server_program(program: Path, user: str | None, *args: str) -> None:
-    """Run a PostgreSQL program (as `user` when given); raise with its output on failure."""
-    command = [str(program), *args]
-    try:
-        subprocess.run(
-            command,
-            user=user,
-            cwd="/",  # the server user may not be allowed into our working directory
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            check=True,
-            timeout=PG_CTL_TIMEOUT_S + 10,
-        )
-    except subprocess.CalledProcessError as error:
-        raise EmbeddedServerError(
-            f"{program.name} {' '.join(args)} failed (exit {error.returncode}): "
-            f"{error.stdout.strip()}"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise EmbeddedServerError(f"{program.name} {' '.join(args)} did not finish") from None

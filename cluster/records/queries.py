@@ -38,6 +38,9 @@ _JOB_COLUMNS = (
     "id, ensemble_id, seed, spec_id, searcher, budget, status::text, n_trials, n_ok, "
     "n_invalid, best_trial_index, best_score, best_params"
 )
+_JOBS = f"SELECT {_JOB_COLUMNS} FROM training_job_overview"
+_JOB_BY_SEED = f"{_JOBS} WHERE ensemble_id = %s AND seed = %s"
+_JOB_BY_ID = f"{_JOBS} WHERE id = %s"
 _TRIAL_SELECT = sql.SQL(
     "SELECT {deterministic}, t.node, t.attempts, t.started_at, t.finished_at, t.duration_s "
     "FROM trials t JOIN training_jobs j ON j.id = t.training_job_id "
@@ -128,9 +131,7 @@ class RecordsQueries:
 
         def read(conn: psycopg.Connection) -> list[EnsembleSummary]:
             jobs: dict[uuid.UUID, list[JobSummary]] = {}
-            for row in conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM training_job_overview ORDER BY ensemble_id, seed"
-            ):
+            for row in conn.execute(f"{_JOBS} ORDER BY ensemble_id, seed"):
                 jobs.setdefault(row[1], []).append(_job(row))
             rows = conn.execute(
                 "SELECT id, name, spec_id, seeds, status::text, dataset_fingerprint, "
@@ -239,7 +240,7 @@ class RecordsQueries:
                 seed = int(seed_text)
             except ValueError:
                 raise NotRecorded(f"{seed_text!r} is not a seed (an integer)") from None
-            where, params = "ensemble_id = %s AND seed = %s", [ensemble_id, seed]
+            query, params = _JOB_BY_SEED, [ensemble_id, seed]
         else:
             try:
                 job_id = int(text)
@@ -247,12 +248,10 @@ class RecordsQueries:
                 raise NotRecorded(
                     f"{text!r} is not a job: give its id (as `list` shows it) or ENSEMBLE:SEED"
                 ) from None
-            where, params = "id = %s", [job_id]
+            query, params = _JOB_BY_ID, [job_id]
         row = self._read(
             "finding a job",
-            lambda conn: conn.execute(
-                f"SELECT {_JOB_COLUMNS} FROM training_job_overview WHERE {where}", params
-            ).fetchone(),
+            lambda conn: conn.execute(query, params).fetchone(),
         )
         if row is None:
             raise NotRecorded(f"no training job {text!r}")

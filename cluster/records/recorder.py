@@ -130,7 +130,7 @@ class Recorder(RecordsQueries, OutOfSampleRecords):
             psycopg.connect(self._conninfo, connect_timeout=10).close()
         except psycopg.OperationalError as error:
             raise RecordsUnavailable(
-                f"cannot connect to PostgreSQL at {self.where}: {str(error).strip()}"
+                f"cannot connect to PostgreSQL at {self.where}: {' '.join(str(error).split())}"
             ) from None
 
     def _check_connection(self, conn: psycopg.Connection) -> None:

@@ -96,6 +96,6 @@ def call_with_retry(
                 elapsed = time.monotonic() - started
                 raise RecordsUnavailable(
                     f"gave up on {what} after {attempt} attempts in {elapsed:.1f} s; last "
-                    f"error: {type(error).__name__}: {str(error).strip()}"
+                    f"error: {type(error).__name__}: {' '.join(str(error).split())}"
                 ) from error
             time.sleep(delay)

@@ -149,6 +149,39 @@ def _metric(name: str, value: object) -> int | float | None:
     return number if math.isfinite(number) else None
 
 
+def checked_outcome(
+    status: str,
+    score: object,
+    metrics: Mapping[str, object],
+    message: object,
+    what: str,
+) -> tuple[TrialStatus, float, dict[str, int | float | None]]:
+    """The outcome columns that trials and other evaluations share, checked: (status,
+    score, metrics as stored). `ok`: no message, n_trades defined; `invalid`: a message
+    (exception class and text), every metric undefined. `score` is finite either way.
+    `what` names the record in messages ("trial", "evaluation")."""
+    status = TrialStatus(status)
+    if not isinstance(score, float) or not math.isfinite(score):
+        raise ValueError(f"score must be a finite float, got {score!r}")
+    unknown = sorted(set(metrics) - set(METRIC_COLUMNS))
+    missing = [name for name in METRIC_COLUMNS if name not in metrics]
+    if unknown or missing:
+        raise ValueError(f"metrics: unknown {unknown}, missing {missing}")
+    stored = {name: _metric(name, metrics[name]) for name in METRIC_COLUMNS}
+    if status is TrialStatus.OK:
+        if message is not None:
+            raise ValueError(f"an ok {what} has no message, got {message!r}")
+        if stored["n_trades"] is None:
+            raise ValueError(f"an ok {what} needs n_trades")
+    else:
+        if not isinstance(message, str) or not message:
+            raise ValueError(f"an invalid {what} needs its message (exception class and text)")
+        defined = [name for name, value in stored.items() if value is not None]
+        if defined:
+            raise ValueError(f"an invalid {what} has no metrics, got {defined}")
+    return status, float(score), stored
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One finished trial (DESIGN.md, contracts 2 and 3).
@@ -188,17 +221,12 @@ class TrialRecord:
         check_int4("seed", self.seed)
         check_int4("trial_index", self.trial_index, minimum=0)
         object.__setattr__(self, "params", _plain_params(self.params))
-        object.__setattr__(self, "status", TrialStatus(self.status))
-        if not isinstance(self.score, float) or not math.isfinite(self.score):
-            raise ValueError(f"score must be a finite float, got {self.score!r}")
-        object.__setattr__(self, "score", float(self.score))
-        unknown = sorted(set(self.metrics) - set(METRIC_COLUMNS))
-        missing = [name for name in METRIC_COLUMNS if name not in self.metrics]
-        if unknown or missing:
-            raise ValueError(f"metrics: unknown {unknown}, missing {missing}")
-        metrics = {name: _metric(name, self.metrics[name]) for name in METRIC_COLUMNS}
+        status, score, metrics = checked_outcome(
+            self.status, self.score, self.metrics, self.message, "trial"
+        )
+        object.__setattr__(self, "status", status)
+        object.__setattr__(self, "score", score)
         object.__setattr__(self, "metrics", metrics)
-        self._validate_outcome()
         check_int4("attempts", self.attempts, minimum=1)
         for name in ("started_at", "finished_at"):
             moment = getattr(self, name)
@@ -210,19 +238,6 @@ class TrialRecord:
             and self.duration_s >= 0
         ):
             raise ValueError(f"duration_s must be a finite float >= 0, got {self.duration_s!r}")
-
-    def _validate_outcome(self) -> None:
-        if self.status is TrialStatus.OK:
-            if self.message is not None:
-                raise ValueError(f"an ok trial has no message, got {self.message!r}")
-            if self.metrics["n_trades"] is None:
-                raise ValueError("an ok trial needs n_trades")
-        else:
-            if not isinstance(self.message, str) or not self.message:
-                raise ValueError("an invalid trial needs its message (exception class and text)")
-            defined = [name for name, value in self.metrics.items() if value is not None]
-            if defined:
-                raise ValueError(f"an invalid trial has no metrics, got {defined}")
 
     @classmethod
     def ok(
