@@ -20,6 +20,12 @@ validation or from the kernel is the trial's deterministic `invalid` outcome, re
 like any result; anything else (a malformed config, a bad candle table, a bug) raises
 and fails the trial as an infrastructure error.
 
+A walk-forward window's search sees only its training rows: `rows` (bound like the
+candles) maps a chunk's seed to the half-open row range `[start, stop)` its candidates
+are evaluated on; seeds not in it see the whole table. The strategy then runs on those
+rows alone, as if the table ended there: nothing after `stop` (the window's test
+candles) can reach it.
+
 Candles are cached per worker process: with actor reuse, every trial of a job gets the
 same table, and each `ray.get` returns a new Table over the same shared memory. The
 cache is keyed by the columns' buffer addresses and lengths and holds the Candles it
@@ -59,9 +65,10 @@ def backtest_trainable(
     candles: pa.Table | ray.ObjectRef,
     constants: JobConstants,
     strategy: Strategy | None = None,
+    rows: Mapping[int, tuple[int, int]] | None = None,
 ) -> None:
     """Tune function trainable: a chunk of evaluations, one report (`chunk_result`)."""
-    tune.report(chunk_result(config, candles, constants, strategy))
+    tune.report(chunk_result(config, candles, constants, strategy, rows))
 
 
 def chunk_result(
@@ -69,19 +76,22 @@ def chunk_result(
     candles: pa.Table | ray.ObjectRef,
     constants: JobConstants,
     strategy: Strategy | None = None,
+    rows: Mapping[int, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Every candidate's `trial_result`, in order, under "trials"; "score" is the best
     of them and "candidates" their number (for Tune's tables and the dashboard).
+    `rows` restricts a seed's candidates to a range of rows (module docstring).
 
     Raises, for the whole chunk, what `trial_result` raises for one candidate.
     """
     seed, candidates = _parse_chunk(config)
     if isinstance(candles, ray.ObjectRef):
         candles = ray.get(candles)
+    window = None if rows is None else rows.get(seed)
     results = []
     for trial_index, params in candidates:
         single = {"seed": seed, "trial_index": trial_index, "params": params}
-        results.append(trial_result(single, candles, constants, strategy))
+        results.append(trial_result(single, candles, constants, strategy, window))
     return {
         "seed": seed,
         "trials": results,
@@ -95,9 +105,10 @@ def trial_result(
     candles: pa.Table | ray.ObjectRef,
     constants: JobConstants,
     strategy: Strategy | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The trial's result: seed, trial_index, status, message, every metric, and where
-    and when it ran.
+    and when it ran. With `rows`, on the table's rows `[start, stop)` only.
 
     `status` is "ok" (message None, metrics as the strategy's `evaluate` returns them)
     or "invalid" (message "ExceptionClass: text", score SCORE_PENALTY, every other
@@ -113,7 +124,7 @@ def trial_result(
         raise TypeError(f"strategy must be a Strategy, got {type(strategy).__name__}")
     if isinstance(candles, ray.ObjectRef):
         candles = ray.get(candles)
-    prepared = cached_candles(candles)
+    prepared = cached_candles(candles, rows)
     result: dict[str, Any] = {"seed": seed, "trial_index": trial_index}
     started_at, started = time.time(), time.perf_counter()
     metrics, message = outcome(strategy, prepared, values, constants)
@@ -135,13 +146,20 @@ def _node_id() -> str | None:
     return str(ray.get_runtime_context().get_node_id())
 
 
-def cached_candles(table: pa.Table) -> Candles:
-    """Candles over `table`'s columns, zero-copy, cached per worker (see module doc).
+def cached_candles(table: pa.Table, rows: tuple[int, int] | None = None) -> Candles:
+    """Candles over `table`'s columns (or their rows `[start, stop)`), zero-copy, cached
+    per worker (see module doc).
 
     Raises what `trainable.candle_table.table_columns`, `Candles` and the kernel's
-    features raise for a bad table (a multi-chunk column, nulls, NaN, prices <= 0).
+    features raise for a bad table (a multi-chunk column, nulls, NaN, prices <= 0), and
+    ValueError for rows outside the table.
     """
     arrays = table_columns(table)
+    if rows is not None:
+        start, stop = rows
+        if not 0 <= start < stop <= table.num_rows:
+            raise ValueError(f"rows [{start}, {stop}) are not rows of a {table.num_rows}-row table")
+        arrays = [array[start:stop] for array in arrays]
     key = tuple((array.__array_interface__["data"][0], len(array)) for array in arrays)
     with _cache_lock:
         cached = _cache.get(key)
