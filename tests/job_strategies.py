@@ -111,6 +111,11 @@ def counting_reversal(path: Path) -> Strategy:
     return counting(get_strategy("key_level_reversal"), path, "counted_reversal")
 
 
+def counting_toy(path: Path) -> Strategy:
+    """The toy bowl (`toy_quadratic`), counted, as `counted_toy`."""
+    return counting(QUADRATIC, path, "counted_toy")
+
+
 def ship_by_value() -> None:
     import sys
 

@@ -33,10 +33,17 @@ made (so their memory, and the object store entry behind it, stays pinned: no ot
 data can appear at those addresses while the entry lives). A hit skips the Candles
 checks and the kernel's parameter-free features: 25 us instead of 0.3 ms per trial at
 10k candles, 43 ms at 1M (bench/RESULTS.md).
+
+Test hook (never set outside tests): `REPROTUNE_TEST_KILL_WORKER="S:K[,S:K...]@DIR"` in
+the workers' environment SIGKILLs the worker process right before it evaluates seed
+S's trial K, once per (S, K): it first creates the marker file `DIR/killed-S-K`, and
+the retry finds it and goes on (fault scenario 1 of issue 13).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +61,7 @@ from trainable.strategies import DEFAULT_STRATEGY, Strategy, get_strategy, outco
 from trainable.types import Candles, JobConstants
 
 CACHED_TABLES = 2  # a worker serves one job's table; 2 covers a switch without thrashing
+KILL_WORKER = "REPROTUNE_TEST_KILL_WORKER"
 
 _cache: OrderedDict[tuple[tuple[int, int], ...], Candles] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -90,6 +98,7 @@ def chunk_result(
     window = None if rows is None else rows.get(seed)
     results = []
     for trial_index, params in candidates:
+        _kill_hook(seed, trial_index)
         single = {"seed": seed, "trial_index": trial_index, "params": params}
         results.append(trial_result(single, candles, constants, strategy, window))
     return {
@@ -137,6 +146,22 @@ def trial_result(
         duration_s=time.perf_counter() - started,
     )
     return result
+
+
+def _kill_hook(seed: object, trial_index: object) -> None:
+    """The test hook of the module docstring (a no-op unless KILL_WORKER is set)."""
+    hook = os.environ.get(KILL_WORKER)
+    if not hook:
+        return
+    points, _, markers = hook.partition("@")
+    if f"{seed}:{trial_index}" not in points.split(","):
+        return
+    try:
+        with open(os.path.join(markers, f"killed-{seed}-{trial_index}"), "x"):
+            pass
+    except FileExistsError:
+        return  # killed once already: this is a retry
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _node_id() -> str | None:

@@ -37,6 +37,7 @@ from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Failed, Interrupted, InvalidInput
 from cluster.job.data import load_holdout_data, load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
+from cluster.job.kill_points import kill_at_experiment_start
 from cluster.job.parse import load_job_file
 from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
@@ -431,6 +432,7 @@ def _run(
         storage_path=settings.storage_path or spec.execution.storage_path,
         chunk_size=settings.chunk_size or spec.execution.chunk_size,
     )
+    kill_at_experiment_start()  # a test hook (cluster.job.kill_points)
     return run_experiment(
         searchers,
         candles=candles,
