@@ -74,6 +74,29 @@ def counting(strategy: Strategy, path: Path, name: str) -> Strategy:
     return counted_strategy
 
 
+def spans(path: str, inner: Evaluate, candles: Any, params: Any, constants: Any) -> Metrics:
+    """`inner`, after appending the first and last open time and the length of the
+    candles it is given to `path` (an instrumented data source: what a trial saw)."""
+    with open(path, "a", encoding="ascii") as file:
+        file.write(f"{int(candles.timestamp[0])} {int(candles.timestamp[-1])} {len(candles)}\n")
+    return inner(candles, params, constants)
+
+
+def spanning(strategy: Strategy, path: Path, name: str) -> Strategy:
+    """`strategy` under another name, writing the span of every candle series it
+    evaluates to `path` (`spans`); its equity curve and trades are the strategy's own."""
+    spanned = Strategy(
+        name,
+        strategy.parameters,
+        functools.partial(spans, str(path), strategy.evaluate),
+        f"{strategy.summary} (spans recorded)",
+        strategy.equity,
+        strategy.trade_returns,
+    )
+    register_strategy(spanned)
+    return spanned
+
+
 def executions(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
@@ -86,6 +109,11 @@ def register_toys() -> None:
 def counting_reversal(path: Path) -> Strategy:
     """The production strategy, counted, as `counted_reversal`."""
     return counting(get_strategy("key_level_reversal"), path, "counted_reversal")
+
+
+def counting_toy(path: Path) -> Strategy:
+    """The toy bowl (`toy_quadratic`), counted, as `counted_toy`."""
+    return counting(QUADRATIC, path, "counted_toy")
 
 
 def ship_by_value() -> None:

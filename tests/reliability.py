@@ -90,6 +90,27 @@ ENTRIES: tuple[Entry, ...] = (
         "the finished pages are cached; the rerun asks only for the rest",
     ),
     Entry(
+        "fault-1",
+        "worker processes SIGKILLed while they run trials",
+        "SIGKILL of the Tune worker right before it evaluates seed 1's trial 1 (a random "
+        "point), seed 2's trial 6 (a model batch) and seed 1's trial 11 (the last), on the "
+        "first attempt only (hook REPROTUNE_TEST_KILL_WORKER); Bayesian batches of 4, "
+        "chunks of 2 candidates per Tune trial",
+        "a marker file per kill; those trials recorded with attempts = 2; the run "
+        "completes: golden digest, every trial recorded once; executions = the trials "
+        "plus only the killed chunks' candidates that ran before the kill",
+    ),
+    Entry(
+        "fault-3",
+        "the driver SIGKILLed, then resume",
+        "SIGKILL of the driver (hook REPROTUNE_TEST_KILL_DRIVER_AT) before the first trial, "
+        "mid-batch, right after the commit of a finished batch before its searcher computed "
+        "the next one from it, and during the last batch",
+        "exit by SIGKILL with exactly the point's records and no process of the driver "
+        "left; resume exits 0: golden digest, every trial recorded once, and it executes "
+        "exactly the trials that were not recorded",
+    ),
+    Entry(
         "fault-5",
         "PostgreSQL restarted mid-run, or down past the retry budget",
         "a fast restart (pg_ctl restart -m fast) right before the write that records the "

@@ -74,8 +74,11 @@ def test_the_quickstart_end_to_end(pg_url, tmp_path, capsys):
     assert report["verdict"]["result"] == "unstable"  # as the README shows
     assert report["consensus"]["metrics"]["n_trades"] > 0
     assert sorted(p.name for p in pictures.iterdir()) == [
-        "best_params.png", "best_score_by_trial.png", "equity.png", "score_by_parameter.png"
+        "best_params.png", "best_score_by_trial.png", "equity.png", "is_vs_oos.png",
+        "monte_carlo_fan.png", "pbo_logits.png", "score_by_parameter.png", "sensitivity.png",
     ]  # fmt: skip
+    robustness = report["robustness"]  # computed on the 60 distinct parameter sets
+    assert robustness["deflated_sharpe"]["trials"] == 60 and robustness["pbo"]["splits"] == 12870
 
     assert main(["export", ensemble, "--format", "digest", "--database-url", pg_url]) == 0
     digest = capsys.readouterr().out.strip()

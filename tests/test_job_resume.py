@@ -86,7 +86,7 @@ def test_a_killed_driver_resumes_to_the_records_of_an_uninterrupted_run(pg_sessi
 
         killed = driver("run", str(job), "--database-url", killed_db, *common,
                         count=tmp_path / "killed.count",
-                        env={"REPROTUNE_TEST_KILL_AFTER_RECORDED": "13"})  # fmt: skip
+                        env={"REPROTUNE_TEST_KILL_DRIVER_AT": "recorded:13"})  # fmt: skip
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         before = recorded(killed_db)
         assert before == 13

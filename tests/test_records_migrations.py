@@ -119,6 +119,65 @@ EXPECTED_COLUMNS = {
         ("message", "text", False),
         ("recorded_at", TZ, True),
     ],
+    "ensemble_datasets": [
+        ("ensemble_id", "uuid", True),
+        ("role", "text", True),
+        ("dataset_fingerprint", "text", True),
+        ("recorded_at", TZ, True),
+    ],
+    "walk_forward_windows": [
+        ("ensemble_id", "uuid", True),
+        ("seed", "integer", True),
+        ("window_index", "integer", True),
+        ("search_seed", "bigint", True),
+        ("train_start", "integer", True),
+        ("train_stop", "integer", True),
+        ("test_start", "integer", True),
+        ("test_stop", "integer", True),
+        ("train_from", "bigint", True),
+        ("test_from", "bigint", True),
+        ("test_until", "bigint", True),
+        ("budget", "integer", True),
+        ("status", "job_status", True),
+        ("created_at", TZ, True),
+        ("finished_at", TZ, False),
+    ],
+    "walk_forward_trials": [
+        ("ensemble_id", "uuid", True),
+        ("seed", "integer", True),
+        ("window_index", "integer", True),
+        ("trial_index", "integer", True),
+        ("params", "jsonb", True),
+        ("params_exact", "text", True),
+        ("status", "trial_status", True),
+        ("score", "finite_double", True),
+        ("sharpe", "finite_double", False),
+        ("sortino", "finite_double", False),
+        ("calmar", "finite_double", False),
+        ("total_return", "finite_double", False),
+        ("max_drawdown", "finite_double", False),
+        ("n_trades", "integer", False),
+        ("win_rate", "finite_double", False),
+        ("profit_factor", "finite_double", False),
+        ("exposure", "finite_double", False),
+        ("mean_bars_held", "finite_double", False),
+        ("message", "text", False),
+        ("node", "text", False),
+        ("attempts", "integer", True),
+        ("started_at", TZ, False),
+        ("finished_at", TZ, False),
+        ("duration_s", "double precision", False),
+        ("recorded_at", TZ, True),
+    ],
+    "robustness": [
+        ("ensemble_id", "uuid", True),
+        ("analysis", "text", True),
+        ("label", "text", True),
+        ("settings", "jsonb", True),
+        ("result", "jsonb", True),
+        ("result_exact", "text", True),
+        ("recorded_at", TZ, True),
+    ],
     "schema_migrations": [
         ("version", "character varying(128)", True),
         ("name", "text", True),
@@ -136,6 +195,10 @@ EXPECTED_KEYS = {  # primary (p) and unique (u) constraints: the natural keys
     ("trials", "p", ("training_job_id", "trial_index")),
     ("ensemble_runs", "p", ("id",)),
     ("evaluations", "p", ("ensemble_id", "kind", "label")),
+    ("ensemble_datasets", "p", ("ensemble_id", "role")),
+    ("walk_forward_windows", "p", ("ensemble_id", "seed", "window_index")),
+    ("walk_forward_trials", "p", ("ensemble_id", "seed", "window_index", "trial_index")),
+    ("robustness", "p", ("ensemble_id", "analysis", "label")),
     ("schema_migrations", "p", ("version",)),
 }
 EXPECTED_ENUMS = {
@@ -160,7 +223,7 @@ def _columns(conn: psycopg.Connection) -> dict[str, list[tuple[str, str, bool]]]
 
 
 def test_migrating_an_empty_database_gives_the_expected_schema(pg_url):
-    assert migrate(pg_url) == ["001", "002", "003"]
+    assert migrate(pg_url) == ["001", "002", "003", "004"]
     with psycopg.connect(pg_url) as conn:
         assert _columns(conn) == EXPECTED_COLUMNS
         keys = conn.execute(
@@ -258,9 +321,9 @@ def test_concurrent_runners_apply_each_migration_once(pg_url):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert sorted(results) == [[], [], [], ["001", "002", "003"]]
+    assert sorted(results) == [[], [], [], ["001", "002", "003", "004"]]
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone() == (4,)
 
 
 def _copy_sql(tmp_path: Path) -> Path:
@@ -280,21 +343,21 @@ def test_a_migration_edited_after_it_was_applied_is_an_error(pg_url, tmp_path):
 
 def test_a_version_unknown_to_the_code_is_an_error(pg_url, tmp_path):
     sql_dir = _copy_sql(tmp_path)
-    (sql_dir / "004_more.sql").write_text("CREATE TABLE more (x integer);\n")
-    assert migrate(pg_url, sql_dir) == ["001", "002", "003", "004"]
-    with pytest.raises(MigrationError, match="has migration 004, which this code does not know"):
-        migrate(pg_url)  # the real sql/ has only 001 to 003
+    (sql_dir / "005_more.sql").write_text("CREATE TABLE more (x integer);\n")
+    assert migrate(pg_url, sql_dir) == ["001", "002", "003", "004", "005"]
+    with pytest.raises(MigrationError, match="has migration 005, which this code does not know"):
+        migrate(pg_url)  # the real sql/ has only 001 to 004
 
 
 def test_a_failing_migration_leaves_nothing_behind(pg_url, tmp_path):
     sql_dir = _copy_sql(tmp_path)
-    (sql_dir / "004_broken.sql").write_text("CREATE TABLE half (x integer);\nSELECT 1/0;\n")
+    (sql_dir / "005_broken.sql").write_text("CREATE TABLE half (x integer);\nSELECT 1/0;\n")
     with pytest.raises(psycopg.errors.DivisionByZero):
         migrate(pg_url, sql_dir)
     with psycopg.connect(pg_url) as conn:
         versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
         half = conn.execute("SELECT to_regclass('half')").fetchone()
-    assert versions == [("001",), ("002",), ("003",)] and half == (None,)
+    assert versions == [("001",), ("002",), ("003",), ("004",)] and half == (None,)
 
 
 @pytest.mark.parametrize(
@@ -319,4 +382,5 @@ def test_the_repository_migrations_are_well_formed():
         ("001", "init"),
         ("002", "ensemble_runs"),
         ("003", "evaluations"),
+        ("004", "out_of_sample"),
     ]

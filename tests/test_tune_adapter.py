@@ -204,3 +204,18 @@ def test_candles_are_cached_per_table_memory(table):
         cached_candles(other)
     assert cached_candles(same_memory) is not first
     clear_cache()
+
+
+def test_a_seeds_rows_limit_its_candidates_to_those_candles(table):
+    """Walk-forward groundwork: with `rows`, a seed's candidates see only rows
+    [start, stop) of the table, as if it had only those; other seeds see all of it."""
+    trials = [{"trial_index": k, "params": PARAMS[k]} for k in (0, 1, 2)]
+    limited = chunk_result({"seed": 7, "trials": trials}, table, CONSTANTS, rows={7: (300, 2300)})
+    whole = chunk_result({"seed": 8, "trials": trials}, table, CONSTANTS, rows={7: (300, 2300)})
+    part = table.slice(300, 2000).combine_chunks()
+    for k, result in enumerate(limited["trials"]):
+        assert {name: result[name] for name in METRIC_NAMES} == direct(part, PARAMS[k])
+    for k, result in enumerate(whole["trials"]):
+        assert {name: result[name] for name in METRIC_NAMES} == direct(table, PARAMS[k])
+    with pytest.raises(ValueError, match="are not rows of a 5000-row table"):
+        chunk_result({"seed": 7, "trials": trials}, table, CONSTANTS, rows={7: (4000, 5001)})

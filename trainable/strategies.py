@@ -8,7 +8,9 @@ outcome). `evaluate` must be a pure function of its arguments: no global state, 
 randomness that is not derived from them.
 
 A strategy may also give its marked equity curve (`equity`, same arguments, one float
-per bar), which the report plots; strategies without one (toys) are plotted without it.
+per bar), which the report plots and its robustness figures derive per-bar returns from,
+and the net return fraction of each of its trades in order (`trade_returns`), which the
+report's Monte Carlo resamples; strategies without them (toys) go without those figures.
 
 `outcome(...)` is the one place that turns an evaluation into a trial's outcome: the
 metrics, or the `invalid` outcome of a ValueError. Tune trials and the report's extra
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from trainable.backtest import backtest_equity, backtest_metrics
+from trainable.backtest import backtest, backtest_equity, backtest_metrics
 from trainable.declaration import METRIC_NAMES, PARAMETERS, SCORE_PENALTY, ParamDecl
 from trainable.params import StrategyParams
 from trainable.types import Candles, JobConstants
@@ -53,6 +55,7 @@ class Strategy:
     evaluate: Evaluate
     summary: str
     equity: EquityCurve | None = None
+    trade_returns: EquityCurve | None = None
 
     def parameter(self, name: str) -> ParamDecl:
         for declared in self.parameters:
@@ -73,6 +76,14 @@ def key_level_reversal_equity(
 ) -> np.ndarray:
     """The key-level reversal backtest's marked equity at every close (E_0 = 1.0)."""
     return backtest_equity(candles, StrategyParams.from_mapping(params), constants)
+
+
+def key_level_reversal_trade_returns(
+    candles: Candles, params: Mapping[str, Any], constants: JobConstants
+) -> np.ndarray:
+    """The key-level reversal backtest's net return of each trade (C14), in entry order."""
+    result = backtest(candles, StrategyParams.from_mapping(params), constants)
+    return np.array([trade.ret for trade in result.trades], dtype=np.float64)
 
 
 def outcome(
@@ -107,6 +118,7 @@ _STRATEGIES: dict[str, Strategy] = {
         key_level_reversal,
         "false breaks of key support/resistance levels, confirmed by closes back inside",
         key_level_reversal_equity,
+        key_level_reversal_trade_returns,
     )
 }
 

@@ -20,6 +20,12 @@ validation or from the kernel is the trial's deterministic `invalid` outcome, re
 like any result; anything else (a malformed config, a bad candle table, a bug) raises
 and fails the trial as an infrastructure error.
 
+A walk-forward window's search sees only its training rows: `rows` (bound like the
+candles) maps a chunk's seed to the half-open row range `[start, stop)` its candidates
+are evaluated on; seeds not in it see the whole table. The strategy then runs on those
+rows alone, as if the table ended there: nothing after `stop` (the window's test
+candles) can reach it.
+
 Candles are cached per worker process: with actor reuse, every trial of a job gets the
 same table, and each `ray.get` returns a new Table over the same shared memory. The
 cache is keyed by the columns' buffer addresses and lengths and holds the Candles it
@@ -27,10 +33,17 @@ made (so their memory, and the object store entry behind it, stays pinned: no ot
 data can appear at those addresses while the entry lives). A hit skips the Candles
 checks and the kernel's parameter-free features: 25 us instead of 0.3 ms per trial at
 10k candles, 43 ms at 1M (bench/RESULTS.md).
+
+Test hook (never set outside tests): `REPROTUNE_TEST_KILL_WORKER="S:K[,S:K...]@DIR"` in
+the workers' environment SIGKILLs the worker process right before it evaluates seed
+S's trial K, once per (S, K): it first creates the marker file `DIR/killed-S-K`, and
+the retry finds it and goes on (fault scenario 1 of issue 13).
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -48,6 +61,7 @@ from trainable.strategies import DEFAULT_STRATEGY, Strategy, get_strategy, outco
 from trainable.types import Candles, JobConstants
 
 CACHED_TABLES = 2  # a worker serves one job's table; 2 covers a switch without thrashing
+KILL_WORKER = "REPROTUNE_TEST_KILL_WORKER"
 
 _cache: OrderedDict[tuple[tuple[int, int], ...], Candles] = OrderedDict()
 _cache_lock = threading.Lock()
@@ -59,9 +73,10 @@ def backtest_trainable(
     candles: pa.Table | ray.ObjectRef,
     constants: JobConstants,
     strategy: Strategy | None = None,
+    rows: Mapping[int, tuple[int, int]] | None = None,
 ) -> None:
     """Tune function trainable: a chunk of evaluations, one report (`chunk_result`)."""
-    tune.report(chunk_result(config, candles, constants, strategy))
+    tune.report(chunk_result(config, candles, constants, strategy, rows))
 
 
 def chunk_result(
@@ -69,19 +84,23 @@ def chunk_result(
     candles: pa.Table | ray.ObjectRef,
     constants: JobConstants,
     strategy: Strategy | None = None,
+    rows: Mapping[int, tuple[int, int]] | None = None,
 ) -> dict[str, Any]:
     """Every candidate's `trial_result`, in order, under "trials"; "score" is the best
     of them and "candidates" their number (for Tune's tables and the dashboard).
+    `rows` restricts a seed's candidates to a range of rows (module docstring).
 
     Raises, for the whole chunk, what `trial_result` raises for one candidate.
     """
     seed, candidates = _parse_chunk(config)
     if isinstance(candles, ray.ObjectRef):
         candles = ray.get(candles)
+    window = None if rows is None else rows.get(seed)
     results = []
     for trial_index, params in candidates:
+        _kill_hook(seed, trial_index)
         single = {"seed": seed, "trial_index": trial_index, "params": params}
-        results.append(trial_result(single, candles, constants, strategy))
+        results.append(trial_result(single, candles, constants, strategy, window))
     return {
         "seed": seed,
         "trials": results,
@@ -95,9 +114,10 @@ def trial_result(
     candles: pa.Table | ray.ObjectRef,
     constants: JobConstants,
     strategy: Strategy | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The trial's result: seed, trial_index, status, message, every metric, and where
-    and when it ran.
+    and when it ran. With `rows`, on the table's rows `[start, stop)` only.
 
     `status` is "ok" (message None, metrics as the strategy's `evaluate` returns them)
     or "invalid" (message "ExceptionClass: text", score SCORE_PENALTY, every other
@@ -113,7 +133,7 @@ def trial_result(
         raise TypeError(f"strategy must be a Strategy, got {type(strategy).__name__}")
     if isinstance(candles, ray.ObjectRef):
         candles = ray.get(candles)
-    prepared = cached_candles(candles)
+    prepared = cached_candles(candles, rows)
     result: dict[str, Any] = {"seed": seed, "trial_index": trial_index}
     started_at, started = time.time(), time.perf_counter()
     metrics, message = outcome(strategy, prepared, values, constants)
@@ -128,6 +148,22 @@ def trial_result(
     return result
 
 
+def _kill_hook(seed: object, trial_index: object) -> None:
+    """The test hook of the module docstring (a no-op unless KILL_WORKER is set)."""
+    hook = os.environ.get(KILL_WORKER)
+    if not hook:
+        return
+    points, _, markers = hook.partition("@")
+    if f"{seed}:{trial_index}" not in points.split(","):
+        return
+    try:
+        with open(os.path.join(markers, f"killed-{seed}-{trial_index}"), "x"):
+            pass
+    except FileExistsError:
+        return  # killed once already: this is a retry
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _node_id() -> str | None:
     """The Ray node this process runs on (None outside a Ray worker or driver)."""
     if not ray.is_initialized():
@@ -135,13 +171,20 @@ def _node_id() -> str | None:
     return str(ray.get_runtime_context().get_node_id())
 
 
-def cached_candles(table: pa.Table) -> Candles:
-    """Candles over `table`'s columns, zero-copy, cached per worker (see module doc).
+def cached_candles(table: pa.Table, rows: tuple[int, int] | None = None) -> Candles:
+    """Candles over `table`'s columns (or their rows `[start, stop)`), zero-copy, cached
+    per worker (see module doc).
 
     Raises what `trainable.candle_table.table_columns`, `Candles` and the kernel's
-    features raise for a bad table (a multi-chunk column, nulls, NaN, prices <= 0).
+    features raise for a bad table (a multi-chunk column, nulls, NaN, prices <= 0), and
+    ValueError for rows outside the table.
     """
     arrays = table_columns(table)
+    if rows is not None:
+        start, stop = rows
+        if not 0 <= start < stop <= table.num_rows:
+            raise ValueError(f"rows [{start}, {stop}) are not rows of a {table.num_rows}-row table")
+        arrays = [array[start:stop] for array in arrays]
     key = tuple((array.__array_interface__["data"][0], len(array)) for array in arrays)
     with _cache_lock:
         cached = _cache.get(key)

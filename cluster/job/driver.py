@@ -1,15 +1,21 @@
 """`run_job`: a job spec and its seeds in, one recorded ensemble out (DESIGN.md's data flow).
 
 In order, so that bad input never half-runs (contract 6):
-1. validate the spec (cluster.job.parse) and build every seed's searcher;
-2. resolve and load the candles once (cleaning rules, gap policy, fingerprint);
-3. record the dataset, a new ensemble, one training job per seed and this run, and take
-   the ensemble's lock (a second driver for it is refused);
+1. validate the spec (cluster.job.parse) and build every seed's searcher; walk-forward
+   windows are refused for now (exit 2);
+2. resolve and load the candles once (cleaning rules, gap policy, fingerprint), and the
+   holdout's if the job has one (refused when it overlaps the search range as loaded);
+3. record the dataset (and the holdout's, linked to the ensemble), a new ensemble, one
+   training job per seed and this run, and take the ensemble's lock (a second driver
+   for it is refused);
 4. start or join Ray, put the candle table in the object store once, and run every seed
    in one Tune experiment (cluster.job.experiment), recording each kernel outcome as
    it arrives (cluster.job.recording); only this process talks to PostgreSQL;
 5. mark the jobs and the ensemble complete, or stop "interrupted, resumable" (exit 3)
-   when trials failed past their retries or a signal stopped the run.
+   when trials failed past their retries or a signal stopped the run;
+6. with a holdout, once complete: backtest each seed's best and the consensus on the
+   holdout's candles in this process and record them (cluster.report.holdout). The
+   holdout's candles are never put in the object store: no trial can see them.
 
 `execute_ensemble` (steps 4-5) is shared with `resume`.
 """
@@ -29,14 +35,16 @@ from typing import IO, TYPE_CHECKING, Any
 from cluster.candles.dataset import Dataset, check_fingerprint
 from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Failed, Interrupted, InvalidInput
-from cluster.job.data import load_job_data
+from cluster.job.data import load_holdout_data, load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
+from cluster.job.kill_points import kill_at_experiment_start
 from cluster.job.parse import load_job_file
 from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
 from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
 from cluster.records.database import database, resolve_database_url
+from cluster.records.out_of_sample import HOLDOUT_ROLE
 from cluster.records.recorder import Recorder
 from cluster.records.retry import RetryPolicy
 from cluster.records.types import (
@@ -114,9 +122,11 @@ def run_job(
             spec = spec.with_seeds(checked)
     else:
         spec = load_job_file(spec, seeds=None if seeds is None else tuple(seeds))
+    refuse_walk_forward(spec)
     spec, dataset = load_job_data(spec, settings=settings.download_settings())
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
+    spec, holdout = load_holdout_data(spec, dataset, settings=settings.download_settings())
     check_ray_address(settings.ray_address)
     with (
         database(settings.database_url) as conninfo,
@@ -136,6 +146,11 @@ def run_job(
                 name=spec.name,
             )
         )
+        if holdout is not None:
+            recorder.ensure_dataset(holdout.manifest.fingerprint, holdout.manifest.to_dict())
+            recorder.record_ensemble_dataset(
+                ensemble_id, HOLDOUT_ROLE, holdout.manifest.fingerprint
+            )
         recorder.upsert_training_jobs(ensemble_id, [job_record(spec, s) for s in spec.seeds])
         _print_start(out, spec, dataset, ensemble_id, earlier)
         with recorder.running(ensemble_id):
@@ -150,7 +165,44 @@ def run_job(
                 expected_platform=expected_platform,
                 allow_platform_change=allow_platform_change,
             )
+            if holdout is not None:
+                _test_on_holdout(recorder, ensemble_id, spec, dataset, holdout, out)
     return ensemble_id
+
+
+def refuse_walk_forward(spec: JobSpec) -> None:
+    """Walk-forward windows parse and enter the spec, but running them is not there yet:
+    refused (exit 2) before anything is loaded or recorded."""
+    if spec.walk_forward is not None:
+        raise InvalidInput(
+            "walk_forward: not yet supported by run (the windows are parsed and checked, "
+            "but their searches are not run yet); remove the walk_forward table, or use a "
+            "holdout to test on candles the search never sees"
+        )
+
+
+def _test_on_holdout(
+    recorder: Recorder,
+    ensemble_id: uuid.UUID,
+    spec: JobSpec,
+    dataset: Dataset,
+    holdout: Dataset,
+    out: IO[str],
+) -> None:
+    """After a complete search: each seed's best and the consensus on the holdout,
+    recorded (cluster.report.holdout); one line says so."""
+    from cluster.report.holdout import record_after_search
+
+    result = record_after_search(recorder, ensemble_id, spec, dataset, holdout)
+    if result is None:
+        return
+    scores = ", ".join(f"{row.label} {row.holdout.score:.6g}" for row in result.sets)
+    print(
+        f"holdout ({result.rows:,} candles never seen by the search): score {scores}; "
+        f"in-sample beside it: python -m cluster report {ensemble_id}",
+        file=out,
+        flush=True,
+    )
 
 
 def new_searcher(spec: JobSpec, seed: int, pool: SuggestionPool | None = None) -> SeededSearcher:
@@ -380,6 +432,7 @@ def _run(
         storage_path=settings.storage_path or spec.execution.storage_path,
         chunk_size=settings.chunk_size or spec.execution.chunk_size,
     )
+    kill_at_experiment_start()  # a test hook (cluster.job.kill_points)
     return run_experiment(
         searchers,
         candles=candles,

@@ -97,12 +97,15 @@ def run_experiment(
     on_result: Callable[[CompletedTrial, int], None],
     on_step: Callable[[], None] | None = None,
     switch: StopSwitch | None = None,
+    rows: Mapping[int, tuple[int, int]] | None = None,
 ) -> ExperimentEnd:
     """Run `searchers` (seed -> searcher) to the end in one Tune experiment.
 
     `candles` is the candle table's ObjectRef (put once by the caller). `on_result`
     receives each kernel outcome with its attempt count (1 + retries after an
-    infrastructure failure); `on_step` is called at every step of Tune's loop.
+    infrastructure failure); `on_step` is called at every step of Tune's loop. `rows`
+    restricts the searchers of some seeds to rows of the table (for walk-forward
+    windows, which `run` refuses for now: cluster.job.driver.refuse_walk_forward).
     """
     switch = switch or StopSwitch()
     watch: _Watch | None = None
@@ -114,8 +117,9 @@ def run_experiment(
     chunking = Chunking(slots=plan.max_concurrent_trials, max_chunk=plan.chunk_size)
     searcher = TuneSearcher(searchers, on_result=deliver, chunking=chunking)
     watch = _Watch(searcher, on_step)
+    bound: dict[str, Any] = {"rows": dict(rows)} if rows else {}
     trainable = tune.with_parameters(
-        backtest_trainable, candles=candles, constants=constants, strategy=strategy
+        backtest_trainable, candles=candles, constants=constants, strategy=strategy, **bound
     )
     if plan.cpus_per_trial != 1.0:
         trainable = tune.with_resources(trainable, {"cpu": plan.cpus_per_trial})

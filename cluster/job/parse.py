@@ -25,6 +25,7 @@ from typing import Any
 from cluster.candles.cleaning import check_gap_policy
 from cluster.candles.sources import CcxtSource, source_from_dict
 from cluster.errors import InvalidInput
+from cluster.job.out_of_sample import parse_holdout, parse_walk_forward
 from cluster.job.space import build_space, overrides_of
 from cluster.job.spec import (
     DEFAULT_SEEDS,
@@ -52,6 +53,8 @@ TOP_KEYS = (
     "fee",
     "slippage",
     "min_trades",
+    "holdout",
+    "walk_forward",
     "execution",
 )
 DATA_CLEANING_KEYS = ("gap_policy", "max_fill_share")
@@ -113,6 +116,8 @@ def parse_job(
     strategy_name, space = _strategy(table.get("strategy", {}), problems)
     execution = _execution(table.get("execution", {}), problems)
     kind, options = _searcher(table, space, iterations, problems)
+    holdout = parse_holdout(table.get("holdout"), data.source if data else None, problems)
+    walk_forward = parse_walk_forward(table.get("walk_forward"), problems)
     if problems:
         raise InvalidInput(problems)
     assert data is not None and space is not None and iterations is not None
@@ -128,6 +133,8 @@ def parse_job(
         slippage=slippage,
         min_trades=min_trades,
         seeds=tuple(seeds),
+        holdout=holdout,
+        walk_forward=walk_forward,
         name=name,
         execution=execution,
         base_dir=str(base_dir),
@@ -153,6 +160,9 @@ def table_of_resolved(resolved: Mapping[str, Any]) -> dict[str, Any]:
         "slippage": resolved["slippage"],
         "min_trades": resolved["min_trades"],
     }
+    for optional in ("holdout", "walk_forward"):
+        if optional in resolved:
+            table[optional] = dict(resolved[optional])
     if resolved["searcher"]["kind"] == "bayesian":
         table["batch_size"] = options.pop("batch_size")
     table["searcher"] = {"kind": resolved["searcher"]["kind"], **options}

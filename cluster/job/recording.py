@@ -7,27 +7,26 @@ reported; records are committed in small batches (every `flush_size` trials or
 database (the driver died) is recomputed by `resume` with identical results, so
 batching trades nothing but a few recomputed trials for ~10x cheaper commits.
 
-Test hook (never set outside tests): `REPROTUNE_TEST_KILL_AFTER_RECORDED=N` commits
-as soon as N trials are recorded or buffered in this process, then SIGKILLs the driver:
-exactly N trials are recorded, a deterministic point for resume tests.
+Test hook (never set outside tests): `REPROTUNE_TEST_KILL_DRIVER_AT=recorded:N` (or
+`recorded:SEED:N`) commits as soon as N trials (of SEED) are recorded or buffered in
+this process, then SIGKILLs the driver: exactly N trials (of SEED) are recorded, a
+deterministic point for resume tests (cluster.job.kill_points).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cluster.job.kill_points import KillPoint, kill
 from cluster.records.recorder import Recorder
 from cluster.records.types import TrialRecord
 from search.interleave import CompletedTrial
 from trainable.declaration import METRIC_NAMES
-
-KILL_AFTER_RECORDED = "REPROTUNE_TEST_KILL_AFTER_RECORDED"
 
 
 class TrialRecording:
@@ -52,15 +51,15 @@ class TrialRecording:
         self._buffer: list[TrialRecord] = []
         self._last_flush = time.monotonic()
         self.recorded = 0
-        kill_after = os.environ.get(KILL_AFTER_RECORDED)
-        self._kill_after = int(kill_after) if kill_after else None
+        self._kill_point = KillPoint.from_environment()
+        self._recorded_per_seed: Counter[int] = Counter()
 
     def add(self, completed: CompletedTrial, attempts: int) -> None:
         """Buffer one outcome; commit when the buffer is full or old enough."""
         self._buffer.append(trial_record(self._spec_id, completed, attempts))
         due = time.monotonic() - self._last_flush >= self._flush_seconds
-        killing = (
-            self._kill_after is not None and self.recorded + len(self._buffer) >= self._kill_after
+        killing = self._kill_point is not None and self._kill_point.reached(
+            self._recorded_per_seed + Counter(record.seed for record in self._buffer)
         )
         if len(self._buffer) >= self._flush_size or due or killing:
             self.flush()
@@ -73,11 +72,12 @@ class TrialRecording:
         self._recorder.record_trials(self._ensemble_id, batch)
         self._last_flush = time.monotonic()
         self.recorded += len(batch)
+        self._recorded_per_seed.update(record.seed for record in batch)
         if self._on_recorded is not None:
             for record in batch:
                 self._on_recorded(record)
-        if self._kill_after is not None and self.recorded >= self._kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+        if self._kill_point is not None and self._kill_point.reached(self._recorded_per_seed):
+            kill()
 
 
 def trial_record(spec_id: str, completed: CompletedTrial, attempts: int) -> TrialRecord:

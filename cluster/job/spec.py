@@ -2,8 +2,9 @@
 
 A job is a market's candles, a strategy and its search space, a searcher with its
 options, a budget of `iterations` trials per seed, the trading costs, and a list of
-seeds. `cluster.job.parse` builds a `JobSpec` from a TOML job file (docs/jobs.md
-describes the fields); every check happens there, so a `JobSpec` is always valid.
+seeds; optionally a holdout range and walk-forward windows (cluster.job.out_of_sample).
+`cluster.job.parse` builds a `JobSpec` from a TOML job file (docs/jobs.md describes the
+fields); every check happens there, so a `JobSpec` is always valid.
 
 Identity (`spec_id`): the sha256 of the canonical JSON of `resolved()`, the spec with
 every default filled in, "the last N candles" replaced by the fixed range they meant
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.candles.sources import ParquetSource, Source
+from cluster.job.out_of_sample import Holdout, WalkForward
 from cluster.versions import RECORDS_VERSION
 from search.space import Space
 from trainable.backtest import JobConstants
@@ -106,6 +108,8 @@ class JobSpec:
     slippage: float
     min_trades: int
     seeds: tuple[int, ...] = DEFAULT_SEEDS
+    holdout: Holdout | None = None
+    walk_forward: WalkForward | None = None
     name: str | None = None
     execution: Execution = field(default_factory=Execution)
     base_dir: str = "."
@@ -116,9 +120,18 @@ class JobSpec:
         return not isinstance(self.data.source, LastCandles)
 
     def resolved(self) -> dict[str, Any]:
-        """The resolved spec as plain JSON-able data (what `spec_id` hashes)."""
+        """The resolved spec as plain JSON-able data (what `spec_id` hashes).
+
+        `holdout` and `walk_forward` are in it only when the job has them, so that the
+        jobs without them keep their identity (cluster.job.out_of_sample).
+        """
         if isinstance(self.data.source, LastCandles):
             raise ValueError("resolve the data range first (cluster.job.data.resolve_data)")
+        optional: dict[str, Any] = {}
+        if self.holdout is not None:
+            optional["holdout"] = self.holdout.to_dict()
+        if self.walk_forward is not None:
+            optional["walk_forward"] = self.walk_forward.to_dict()
         return {
             "records_version": RECORDS_VERSION,
             "data": {
@@ -133,6 +146,7 @@ class JobSpec:
             "slippage": self.slippage,
             "min_trades": self.min_trades,
             "score_penalty": SCORE_PENALTY,
+            **optional,
         }
 
     @property

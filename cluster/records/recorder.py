@@ -22,6 +22,9 @@ Usage (the driver):
             recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
             recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
         recorder.record_evaluation(EvaluationRecord(...))  # the report's extra backtests
+
+Walk-forward windows, their trials, the holdout's dataset and the report's robustness
+figures: `cluster.records.out_of_sample` (mixed in).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from cluster.records.database import redact
 from cluster.records.evaluations import EvaluationRecord
 from cluster.records.exact import canonical_params
 from cluster.records.lock import EnsembleLock
+from cluster.records.out_of_sample import OutOfSampleRecords
 from cluster.records.queries import RecordsQueries
 from cluster.records.retry import RetryPolicy, call_with_retry
 from cluster.records.types import (
@@ -61,7 +65,7 @@ from cluster.records.types import (
 T = TypeVar("T")
 
 
-class Recorder(RecordsQueries):
+class Recorder(RecordsQueries, OutOfSampleRecords):
     """Writes and reads the records of one database through a checked connection pool.
 
     Not thread-safe for writes from several threads to the same job (the driver is
@@ -407,8 +411,8 @@ class Recorder(RecordsQueries):
                 raise ValueError(f"ensemble {ensemble_id} is complete; cannot set {status}")
             if status == EnsembleStatus.COMPLETE and incomplete:
                 raise ValueError(
-                    f"ensemble {ensemble_id} cannot be complete: the jobs of seeds "
-                    f"{incomplete} are not"
+                    f"ensemble {ensemble_id} cannot be complete: the jobs (or walk-forward "
+                    f"windows) of seeds {incomplete} are not"
                 )
             q.set_ensemble_status(conn, ensemble_id, status)
 

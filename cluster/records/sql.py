@@ -223,11 +223,14 @@ def ensemble_identity(conn: psycopg.Connection, ensemble_id: uuid.UUID) -> tuple
 def ensemble_state(
     conn: psycopg.Connection, ensemble_id: uuid.UUID
 ) -> tuple[EnsembleStatus, list[int]]:
-    """The recorded status and the seeds whose job is missing or not complete."""
+    """The recorded status and the seeds whose job is missing or not complete, or that
+    have a walk-forward window that is not complete."""
     row = conn.execute(
         "SELECT e.status::text, ARRAY(SELECT s FROM unnest(e.seeds) s WHERE NOT EXISTS ("
         "    SELECT 1 FROM training_jobs j WHERE j.ensemble_id = e.id AND j.seed = s "
-        "    AND j.status = 'complete') ORDER BY s) "
+        "    AND j.status = 'complete') OR EXISTS ("
+        "    SELECT 1 FROM walk_forward_windows w WHERE w.ensemble_id = e.id AND w.seed = s "
+        "    AND w.status <> 'complete') ORDER BY s) "
         "FROM ensembles e WHERE e.id = %s",
         [ensemble_id],
     ).fetchone()

@@ -5,11 +5,16 @@
   consensus parameter set and the verdict, with its threshold constants.
 - `backtests.py`: the report's own backtests on the ensemble's candles: the consensus
   (recorded once, as an evaluation of the ensemble) and the equity curves.
-- `report.py`: `ensemble_report`, which puts them together; `output.py` renders it as
-  text or JSON, `plots.py` as PNG pictures; `command.py` is the command.
+- `holdout.py`: each seed's best and the consensus on the job's holdout (recorded by the
+  run after the search, or by the first report), beside their in-sample results.
+- `robustness.py`: the deflated Sharpe ratio, PBO, Monte Carlo and sensitivity figures
+  (cluster.robustness), computed once from the records and the candles and recorded.
+- `report.py`: `ensemble_report`, which puts them together; `output.py` and
+  `robustness_output.py` render it as text or JSON, `plots.py` and
+  `robustness_plots.py` as PNG pictures; `command.py` is the command.
 
 Nothing here imports Ray. The verdict is in-sample: it says whether the optimizer's
-answer is stable, not whether it holds on other data.
+answer is stable; the holdout and the robustness figures ask whether it holds.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from cluster.candles.dataset import Dataset
 from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Failed, InvalidInput
 from cluster.records.evaluations import EvaluationRecord
@@ -42,31 +43,72 @@ class Consensus:
 
 
 class EnsembleData:
-    """The ensemble's job spec and candles, loaded once, on first use."""
+    """The ensemble's job spec and candles (and its holdout's), loaded once, on first use.
+
+    The driver, which has them loaded already, hands them over as `loaded` (the spec and
+    the search dataset) and `holdout` (the holdout's dataset, if any).
+    """
 
     def __init__(
-        self, recorder: Recorder, detail: EnsembleDetail, settings: DownloadSettings | None
+        self,
+        recorder: Recorder,
+        detail: EnsembleDetail,
+        settings: DownloadSettings | None,
+        *,
+        loaded: tuple[Any, Dataset] | None = None,
+        holdout: Dataset | None = None,
     ) -> None:
         self._recorder = recorder
         self._detail = detail
         self._settings = settings
+        self._dataset: tuple[Any, Dataset] | None = loaded
         self._loaded: tuple[Any, Candles, np.ndarray] | None = None
+        self._holdout: Dataset | None = holdout
+        self._holdout_candles: Candles | None = None
+
+    def dataset(self) -> tuple[Any, Dataset]:
+        """(the JobSpec, its Dataset); DataChanged when the candles are not the
+        recorded ones."""
+        if self._dataset is None:
+            from cluster.candles.dataset import check_fingerprint
+            from cluster.job.data import load_job_data
+            from cluster.job.recorded import recorded_spec
+
+            spec = recorded_spec(self._detail, self._recorder.runs(self._detail.id))
+            spec, dataset = load_job_data(spec, settings=self._settings)
+            check_fingerprint(dataset, self._detail.dataset_fingerprint)
+            self._dataset = (spec, dataset)
+        return self._dataset
 
     def load(self) -> tuple[Any, Candles, np.ndarray]:
         """(the JobSpec, its Candles, their timestamps in ms); DataChanged when the
         candles are not the recorded ones."""
         if self._loaded is None:
-            from cluster.candles.dataset import check_fingerprint
-            from cluster.job.data import load_job_data
-            from cluster.job.recorded import recorded_spec
             from trainable.candle_table import candles_from_table
 
-            spec = recorded_spec(self._detail, self._recorder.runs(self._detail.id))
-            spec, dataset = load_job_data(spec, settings=self._settings)
-            check_fingerprint(dataset, self._detail.dataset_fingerprint)
+            spec, dataset = self.dataset()
             candles = candles_from_table(dataset.table)
             self._loaded = (spec, candles, candles.timestamp)
         return self._loaded
+
+    def holdout(self, fingerprint: str) -> tuple[Dataset, Candles]:
+        """The holdout's dataset and Candles; DataChanged unless its fingerprint is the
+        recorded `fingerprint`."""
+        from cluster.candles.dataset import check_fingerprint
+        from trainable.candle_table import candles_from_table
+
+        if self._holdout is None:
+            from cluster.job.data import load_holdout_data
+
+            spec, dataset = self.dataset()
+            _, holdout = load_holdout_data(spec, dataset, settings=self._settings)
+            if holdout is None:
+                raise Failed(f"ensemble {self._detail.id} has a holdout dataset but no holdout")
+            self._holdout = holdout
+        check_fingerprint(self._holdout, fingerprint)
+        if self._holdout_candles is None:
+            self._holdout_candles = candles_from_table(self._holdout.table)
+        return self._holdout, self._holdout_candles
 
 
 def consensus_basis(stability: Stability) -> dict[str, Any]:
@@ -93,7 +135,7 @@ def consensus(
                 f"({canonical_params(params)}, from {basis}): the records were changed"
             )
         return Consensus(stored, new=False)
-    _refuse_changed_code(detail)
+    refuse_changed_code_for(detail, "the consensus")
     from trainable.strategies import outcome
 
     spec, candles, _ = data.load()
@@ -106,15 +148,16 @@ def consensus(
     return Consensus(evaluation, new=True)
 
 
-def _refuse_changed_code(detail: EnsembleDetail) -> None:
-    """A new record must be what the ensemble's own code would compute."""
+def refuse_changed_code_for(detail: EnsembleDetail, what: str) -> None:
+    """A new record must be what the ensemble's own code would compute: InvalidInput
+    saying that this code cannot compute `what` of the ensemble, and why."""
     from cluster.job.recorded import refuse_changed_code
 
     try:
         refuse_changed_code(detail)
     except InvalidInput as error:
         raise InvalidInput(
-            [f"cannot backtest ensemble {detail.id}'s consensus with this code:", *error.problems]
+            [f"cannot compute ensemble {detail.id}'s {what} with this code:", *error.problems]
         ) from None
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 from cluster.records.command_options import add_database_argument, records_command
 
-HELP = "compare an ensemble's seeds: best trials, parameter spread, consensus, a verdict"
+HELP = (
+    "compare an ensemble's seeds (best trials, parameter spread, consensus, a verdict) and "
+    "test its optimum (holdout, deflated Sharpe, PBO, Monte Carlo, sensitivity)"
+)
 
 EPILOG = """\
 For each seed: its best trial and how many trials it took to come within 1% of it. For
@@ -18,7 +21,11 @@ consensus is each parameter's median over the seeds' bests (ints rounded), backt
 once on the ensemble's candles and recorded with it, so the report is reproducible.
 The verdict is `stable` when every searched parameter's spread is at most 0.2, with at
 least 2 seeds, else `unstable`. It is an in-sample statement about the optimizer, not a
-test on data the search never saw. docs/report.md explains every number.
+test on data the search never saw: for that, a job's holdout (each seed's best and the
+consensus on candles the search never saw, beside their in-sample results) and the
+robustness figures (deflated Sharpe ratio, probability of backtest overfitting, Monte
+Carlo, sensitivity), computed on the first report and recorded, each with a sentence
+saying what it means for trading the parameters. docs/report.md explains every number.
 
 Exit codes: 0 reported; 2 the ensemble is not complete, not recorded, or its candles
 changed (both fingerprints are named); 1 anything else."""

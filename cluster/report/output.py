@@ -10,6 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from cluster.report.report import Report
+from cluster.report.robustness_output import (
+    holdout_json,
+    holdout_lines,
+    robustness_json,
+    robustness_lines,
+)
 from cluster.report.stability import (
     MIN_SEEDS,
     NEAR_BEST_SHARE,
@@ -19,10 +25,11 @@ from cluster.report.stability import (
 
 MAX_SEED_COLUMNS = 6  # more seeds than this: the parameter table shows lowest and highest
 SCOPE = (
-    "This is an in-sample statement about the optimizer: whether searches with different "
-    "seeds end at the same parameters on the data they were tuned on. It is not an "
-    "out-of-sample test: a stable optimum can still be overfitted, and fail on data the "
-    "search never saw."
+    "The verdict is an in-sample statement about the optimizer: whether searches with "
+    "different seeds end at the same parameters on the data they were tuned on. It is not "
+    "an out-of-sample test: a stable optimum can still be overfitted, and fail on data the "
+    "search never saw; the holdout (when the job has one) and the robustness figures "
+    "above test that."
 )
 
 
@@ -43,6 +50,10 @@ def render_text(report: Report) -> str:
     """The report for a terminal (about 100 columns wide with up to 6 seeds)."""
     lines = [*_header(report), "", *_seed_table(report), "", *_parameter_table(report)]
     lines += ["", *_consensus(report), "", *_verdict(report)]
+    if report.holdout is not None:
+        lines += ["", *holdout_lines(report.holdout, report.penalty)]
+    if report.robustness is not None:
+        lines += ["", *robustness_lines(report.robustness)]
     if report.plots or report.plot_notes:
         lines += ["", "Pictures:"]
         lines += [f"  {path}" for path in report.plots]
@@ -204,6 +215,8 @@ def report_json(report: Report) -> dict[str, Any]:
             "min_seeds": MIN_SEEDS,
             "near_best_share": NEAR_BEST_SHARE,
         },
+        "holdout": None if report.holdout is None else holdout_json(report.holdout, report.penalty),
+        "robustness": None if report.robustness is None else robustness_json(report.robustness),
         "plots": [str(path) for path in report.plots],
         "plot_notes": list(report.plot_notes),
         "scope": SCOPE,

@@ -10,6 +10,8 @@ non-interactive Agg canvas (no display, no pyplot state).
   coloured by seed; penalized trials are left out (their score is a constant).
 - `equity.png`: the equity curve of each seed's best parameters and of the consensus on
   the job's candles (only for strategies that give one).
+- the robustness pictures (PBO logits, in-sample vs out-of-sample, Monte Carlo fan,
+  sensitivity): `cluster.report.robustness_plots`.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ def write_plots(
         paths.append(_equity(report, timestamps, curves, directory / "equity.png"))
     for name, why in missing.items():
         notes.append(f"no equity curve for {name}: {why}")
-    return paths, notes
+    from cluster.report.robustness_plots import write_robustness_plots
+
+    more, more_notes = write_robustness_plots(report, directory, _figure, _save)
+    return paths + more, notes + more_notes
 
 
 def _figure(rows: int = 1, cols: int = 1) -> tuple[Any, Any]:

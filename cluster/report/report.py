@@ -3,7 +3,10 @@
 `ensemble_report(...)` is the Python call behind `python -m cluster report`: it reads
 an ensemble's trials (`frame`), measures how far the seeds' answers lie apart
 (`stability`), backtests and records the consensus parameter set once (`backtests`),
-and, with `plot_dir`, draws the pictures (`plots`). `output` renders it as text or JSON.
+shows each seed's best and the consensus on the job's holdout (`holdout`), computes and
+records the robustness figures once (`robustness`: deflated Sharpe, PBO, Monte Carlo,
+sensitivity), and, with `plot_dir`, draws the pictures (`plots`). `output` renders it as
+text or JSON.
 
 The ensemble must be complete: a report of a partial search would record a consensus
 that the finished search contradicts.
@@ -24,6 +27,8 @@ from cluster.records.recorder import Recorder
 from cluster.records.types import EnsembleDetail, EnsembleStatus
 from cluster.report.backtests import Consensus, EnsembleData, consensus
 from cluster.report.frame import recorded_frame, recorded_space
+from cluster.report.holdout import Holdout, holdout_results
+from cluster.report.robustness import Robustness, robustness
 from cluster.report.stability import Stability, analyse
 
 
@@ -44,6 +49,8 @@ class Report:
     stability: Stability
     consensus: Consensus
     frame: pd.DataFrame
+    holdout: Holdout | None = None
+    robustness: Robustness | None = None
     plots: tuple[Path, ...] = ()
     plot_notes: tuple[str, ...] = field(default=())
 
@@ -88,6 +95,7 @@ def build_report(
     data = EnsembleData(recorder, detail, download)
     runs = recorder.runs(ensemble_id)
     manifest = runs[-1].manifest if runs else {}
+    agreed = consensus(recorder, detail, stability, data)
     report = Report(
         ensemble_id=ensemble_id,
         name=detail.name,
@@ -105,8 +113,10 @@ def build_report(
             "pair": manifest.get("pair"),
         },
         stability=stability,
-        consensus=consensus(recorder, detail, stability, data),
+        consensus=agreed,
         frame=frame,
+        holdout=holdout_results(recorder, detail, stability, agreed, data),
+        robustness=robustness(recorder, detail, stability, data),
     )
     if plot_dir is None:
         return report
