@@ -334,7 +334,9 @@ def _trial_where(ensemble_id: uuid.UUID) -> tuple[str, tuple]:
     )
 
 
-def test_the_compared_trial_columns_are_the_deterministic_columns_and_the_schemas(database):
+def test_the_compared_trial_columns_are_the_deterministic_columns_and_the_schemas(
+    recorder, database
+):
     compared = set(DETERMINISTIC_COLUMNS) - set(TRIAL_KEY) - set(TRIAL_CHECKED_FIRST)
     assert set(TRIAL_VARIANTS) == compared
     assert len(DETERMINISTIC_COLUMNS) == len(set(DETERMINISTIC_COLUMNS))
@@ -550,6 +552,22 @@ def test_an_evaluation_retry_that_differs_in_one_column_raises(recorder, databas
         ("ensemble_runs", set(RUN_VARIANTS)),
     ],
 )
-def test_every_column_a_write_carries_is_tried(database, table, tried):
+def test_every_column_a_write_carries_is_tried(recorder, database, table, tried):
     # A column added by a migration must be classified here: tried, or not in a retry.
     assert _schema_columns(database, table) - NOT_IN_A_RETRY[table] == set(tried)
+
+
+# Tables of sql/004_out_of_sample.sql (main, merged at the end of issue 15's session):
+# their retried writes are not tried column by column here yet.
+NOT_YET_TRIED = {"ensemble_datasets", "walk_forward_windows", "walk_forward_trials", "robustness"}
+
+
+def test_every_table_is_tried_or_listed_as_not_yet_tried(recorder, database):
+    # A new table fails this test until its columns are tried above (or listed).
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+        ).fetchall()
+    tables = {name for (name,) in rows} - {"schema_migrations"}
+    assert tables == set(NOT_IN_A_RETRY) | NOT_YET_TRIED
