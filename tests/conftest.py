@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +26,15 @@ FIXTURE_CANDLES = FIXTURE_DIR / "binance_BTC-USDT_5m_0-4999.parquet"
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
+# No timing thresholds: Hypothesis's default 200 ms deadline per example and its
+# "too slow" health check fail tests on a machine loaded by other processes.
+hypothesis.settings.register_profile(
+    "reprotune",
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow],
+)
+hypothesis.settings.load_profile("reprotune")
+
 RAY_DEFAULTS = {
     # "local" always starts a new instance; without it ray.init() would join any
     # cluster a `ray start` left in /tmp/ray/ray_current_cluster.
@@ -34,6 +44,13 @@ RAY_DEFAULTS = {
     "object_store_memory": 512 * 1024**2,
     "log_to_driver": False,
 }
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # With CI=true a skipped test fails the run unless tests/allowed_skips.txt lists it.
+    from tests.skip_gate import configure
+
+    configure(config)
 
 
 def shared_data_dir() -> Path | None:
@@ -156,6 +173,12 @@ def fresh_database(server: PgServer) -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_session: PgServer) -> Iterator[str]:
     """A fresh, empty database on the session's server."""
+    yield from fresh_database(pg_session)
+
+
+@pytest.fixture(scope="module")
+def pg_module_url(pg_session: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server, shared by one test module."""
     yield from fresh_database(pg_session)
 
 

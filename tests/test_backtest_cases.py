@@ -232,6 +232,24 @@ def test_c4_several_levels_the_lowest_support_is_the_trades_level(run_backtest):
     assert_trades(result.trades, [long_trade_at_25(30, 104.0, "target", 0.04)])
 
 
+def test_c4_several_levels_the_highest_resistance_is_the_trades_level(run_backtest):
+    # The mirror of the case above. Swing highs at 3 and 9 (101.5) and at 6 and 12
+    # (101.25; bar (100, 101.25, 99.25, 100), TR 2): two key levels, 101.25 and 101.5
+    # (0.25 > 0.001 * 101.25). With pierce_depth 0.01 the pierce high 101.75 qualifies
+    # for both (<= 101.25 * 1.01 = 102.2625). close[26] = 101.375 (bar (100, 101.375,
+    # 99.375, 101.375), TR 2) is below 101.5 but not below 101.25: that setup is
+    # cancelled, the 101.5 one confirms, and the trade's level is the highest qualifying
+    # resistance, 101.5. e = 27, ATR 2: stop 102, target 96; bar 29 reaches the stop.
+    high_101_25 = (100.0, 101.25, 99.25, 100.0, 1.0)
+    bar_26 = (100.0, 101.375, 99.375, 101.375, 1.0)
+    bar_29 = (100.0, 102.5, 99.5, 101.0, 1.0)
+    bars = {3: SWING_HIGH, 9: SWING_HIGH, 6: high_101_25, 12: high_101_25}
+    bars |= {25: PIERCE_HIGH, 26: bar_26, 29: bar_29}
+    result = run_backtest(series(35, bars), params(pierce_depth=0.01), NO_COSTS)
+    want = expected(SHORT, 25, 27, 29, 101.5, 102.0, 96.0, 102.0, "stop", -0.02)
+    assert_trades(result.trades, [want])
+
+
 def test_c9_long_wins_when_both_sides_confirm_for_one_entry_bar(run_backtest):
     # Support 98.5 (swing lows 6, 12) and resistance 101.5 (swing highs 8, 14). Pierce
     # bar 25 = (100, 101.75, 98.25, 100, 3) pierces both: 98.25 in [98.0075, 98.5) and

@@ -30,9 +30,11 @@ def replay() -> Iterator[ReplayExchange]:
 def fetch_args(
     server: ReplayExchange, cache: Path, *extra: str, timeframe: str = "5m"
 ) -> list[str]:
+    # No retries (the tests count requests), so a generous timeout: on a machine loaded
+    # by other processes a local answer may take well over the 0.5 s this once had.
     return [
         "data", "fetch", "--exchange", "binanceus", "--pair", "BTC/USDT", "--timeframe", timeframe,
-        "--api-url", server.url, "--cache-dir", str(cache), "--timeout", "0.5", "--retries", "0",
+        "--api-url", server.url, "--cache-dir", str(cache), "--timeout", "30", "--retries", "0",
         "--no-progress", *extra,
     ]  # fmt: skip
 

@@ -46,9 +46,12 @@ def replay() -> Iterator[ReplayExchange]:
 
 
 def fast(server: ReplayExchange, **overrides: object) -> DownloadSettings:
+    """Quick retries, but a generous timeout: on a machine loaded by other processes a
+    local answer can take a while, and a timeout would add a retry (a request, a sleep)
+    that the tests count. Only the timeout test sets a short one."""
     options: dict[str, object] = {
         "api_url": server.url,
-        "timeout_s": 0.5,
+        "timeout_s": 30.0,
         "max_retries": 2,
         "backoff_initial_s": 0.01,
         "backoff_max_s": 0.05,
@@ -232,20 +235,25 @@ def test_a_429_is_retried_after_its_retry_after(replay: ReplayExchange, tmp_path
 @pytest.mark.reliability("fault-9")
 @pytest.mark.parametrize("fault", ["timeout", "server_error"])
 def test_a_timeout_or_5xx_is_retried(fault: str, replay: ReplayExchange, tmp_path: Path) -> None:
+    settings = fast(replay)
     if fault == "timeout":
-        replay.faults.slow, replay.faults.slow_delay_s = 1, 1.0  # the client gives up at 0.5 s
+        # The first answer takes 2 s and the client gives up at 1 s: always a timeout,
+        # however loaded the machine (a slower client only gives up later). A normal
+        # answer slower than 1 s would add a retry, which the checks below allow.
+        replay.faults.slow, replay.faults.slow_delay_s = 1, 2.0
+        settings = fast(replay, timeout_s=1.0, max_retries=4)
     else:
         replay.faults.server_errors, replay.faults.server_error_status = 2, 502
     sleeps: list[float] = []
     dataset = load_candles(
         five(0, 1200),
         cache_dir=tmp_path,
-        settings=fast(replay),
+        settings=settings,
         client_factory=recording_factory(sleeps),
     )
     assert_rows(dataset, FIVE.take(slice(0, 1200)))
     expected = [0.01] if fault == "timeout" else [0.01, 0.02]  # 0.01 * 2**attempt
-    assert sleeps[: len(expected)] == expected  # (a loaded machine may add a slow answer)
+    assert sleeps[: len(expected)] == expected  # a slow answer under load may add more
     assert starts(replay)[: len(expected) + 1] == [int(TS[0])] * (len(expected) + 1)
 
 

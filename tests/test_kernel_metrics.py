@@ -35,6 +35,28 @@ def test_return_metrics_of_a_small_equity_curve():
     assert metrics["score"] == metrics["sharpe"]
 
 
+def test_exactly_one_return_defines_sortino_and_calmar_but_not_sharpe():
+    # E = 1, 0.5: one return r = -0.5. Sharpe needs 2 returns: undefined. Sortino: mean
+    # -0.5 / sqrt(0.25 / 1) = -1, times sqrt(365). Max drawdown 0.5; CAGR = 0.5 ** 365
+    # - 1 = -1 + 2**-365, which is -1.0 in float64: Calmar = -1 / 0.5 = -2.
+    metrics = compute_metrics(*NO_TRADES, np.array([1.0, 0.5]), DAILY, min_trades=0)
+    assert metrics["sharpe"] is None
+    assert metrics["sortino"] == pytest.approx(-math.sqrt(365), rel=1e-12)
+    assert metrics["max_drawdown"] == 0.5
+    assert metrics["calmar"] == -2.0
+    assert metrics["total_return"] == -0.5
+    assert metrics["score"] == SCORE_PENALTY
+
+
+def test_exactly_two_returns_define_sharpe():
+    # E = 1, 2, 1: r = +1, -0.5; mean 0.25, deviations +-0.75, std (ddof=1) =
+    # sqrt(1.125) = 3 / sqrt(8); Sharpe = 0.25 * sqrt(8) / 3 * sqrt(365) = sqrt(2) / 6
+    # * sqrt(365).
+    metrics = compute_metrics(*NO_TRADES, np.array([1.0, 2.0, 1.0]), DAILY, min_trades=0)
+    assert metrics["sharpe"] == pytest.approx(math.sqrt(2) / 6 * math.sqrt(365), rel=1e-12)
+    assert metrics["score"] == metrics["sharpe"]
+
+
 def test_trade_metrics_and_the_penalty_when_sharpe_is_undefined():
     # Five trades, returns +0.02, -0.01, 0, +0.03, -0.02, held 3, 1, 0, 4, 2 bars, over
     # 20 bars. Win rate: 2 of 5 (the 0 is no win). Profit factor: 0.05 / 0.03 = 5/3.

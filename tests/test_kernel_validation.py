@@ -71,6 +71,9 @@ def test_timestamps_must_increase():
     ("column", "value", "rule"),
     [
         ("open", 0.0, "prices must be > 0"),
+        ("high", 0.0, "prices must be > 0"),
+        ("low", 0.0, "prices must be > 0"),
+        ("close", 0.0, "prices must be > 0"),
         ("low", -1.0, "prices must be > 0"),
         ("volume", -0.5, "volume must be >= 0"),
     ],
@@ -81,6 +84,14 @@ def test_prices_the_kernel_cannot_trade_are_refused(column, value, rule):
     columns[column][21] = value
     with pytest.raises(ValueError, match=rf"'{column}' has {value!r} at row 21: {rule}"):
         backtest(Candles(**columns), default_params(), FIVE_MINUTES)
+
+
+def test_a_volume_of_exactly_zero_is_valid():
+    # Volumes must be >= 0 (a bar without trades has volume 0); prices must be > 0.
+    columns = arrays()
+    columns["volume"] = columns["volume"].copy()
+    columns["volume"][21] = 0.0
+    backtest(Candles(**columns), default_params(), FIVE_MINUTES)  # no ValueError
 
 
 def test_empty_candles_are_refused():

@@ -133,3 +133,14 @@ PARAMS = st.dictionaries(
 def test_canonical_params_round_trip_and_are_equal_exactly_when_the_bits_are(params, other):
     assert same_value(parse_canonical_params(canonical_params(params)), params)
     assert (canonical_params(params) == canonical_params(other)) == same_value(params, other)
+
+
+def test_same_value_compares_bits_and_types():
+    # Records compare floats by their bits and never equate different types.
+    assert same_value(0.1 + 0.2, 0.30000000000000004)
+    assert not same_value(0.0, -0.0)
+    assert same_value(math.nan, math.nan)  # the same NaN bits
+    assert not same_value(1, 1.0) and not same_value(1, True) and not same_value(0, None)
+    assert not same_value([1, 2], (1, 2))
+    assert same_value({"a": [1, 0.5]}, {"a": [1, 0.5]})
+    assert not same_value({"a": [1, 0.5]}, {"a": [1, -0.5]})

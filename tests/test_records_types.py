@@ -58,6 +58,15 @@ def test_a_bad_trial_is_refused_naming_the_field(changes, message):
         _ok(**changes)
 
 
+def test_values_exactly_at_their_limits_are_accepted():
+    # int4 columns hold -2**31 .. 2**31 - 1; trial indexes and counts start at 0, attempts
+    # at 1; a duration of exactly 0 s is a duration.
+    low, high = -(2**31), 2**31 - 1
+    trial = _ok(seed=high, trial_index=0, attempts=1, duration_s=0.0)
+    assert (trial.seed, trial.trial_index, trial.duration_s) == (high, 0, 0.0)
+    assert _ok(seed=low, trial_index=high, metrics=ok_metrics(n_trades=0)).seed == low
+
+
 def test_outcomes_are_consistent():
     with pytest.raises(ValueError, match="an invalid trial needs its message"):
         TrialRecord.invalid(SPEC_ID, 1, 0, {"x": 1}, "")

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 from bayes_opt.acquisition import ExpectedImprovement
+from bayes_opt.target_space import TargetSpace
 from search_testkit import INVALID_SCORE, TOY_SPACE, build, canonical, drive
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import Matern
@@ -281,6 +282,39 @@ def test_rebuild_refuses_records_that_could_not_exist():
         _rebuild(bad)
     with pytest.raises(ValueError, match="outside"):
         _rebuild({**recorded, 20: recorded[0]})
+
+
+def test_equally_good_refinements_keep_the_first_start_like_bayes_opt():
+    # On a flat acquisition every L-BFGS-B run stops at its start with the same value:
+    # bayes_opt 3.4 keeps the first (a later run must be strictly better), and so must
+    # the gradient refinement that replaces it.
+    class Flat(_ExpectedImprovement):
+        def _value_and_gradient(self, x):
+            return 1.0, np.zeros(len(x))
+
+    space = TargetSpace(None, {"a": (0.0, 1.0), "b": (0.0, 1.0)})
+    starts = np.array([[0.25, 0.5], [0.75, 0.125], [0.5, 0.5]])
+    x, value = Flat(xi=0.01)._smart_minimize(None, space, starts, None)
+    reference, _ = ExpectedImprovement(xi=0.01)._smart_minimize(
+        lambda point: 1.0, space, x_seeds=starts, random_state=None
+    )
+    assert (x.tolist(), value) == ([0.25, 0.5], 1.0)
+    assert reference.tolist() == x.tolist()
+
+
+def test_rebuilding_a_finished_run_computes_no_batch(monkeypatch):
+    # Every trial recorded: every batch is finished history, none is recomputed.
+    _, recorded = _records_after(20)
+    computed: list[int] = []
+    original = BayesianSearcher._compute_batch
+
+    def counting(self, batch):
+        computed.append(batch)
+        return original(self, batch)
+
+    monkeypatch.setattr(BayesianSearcher, "_compute_batch", counting)
+    rebuilt = _rebuild(recorded)
+    assert rebuilt.finished and rebuilt.ask() == [] and computed == []
 
 
 HUGE_SCORES = [1e308, -1e308, 1e200, -3e200, 1.5e154, 7.0, -1e-310]

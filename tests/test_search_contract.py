@@ -24,7 +24,7 @@ from search_testkit import (
     toy_outcome,
 )
 
-from search.core import Outcome, RecordedTrial
+from search.core import Outcome, RebuildMismatch, RecordedTrial, same_params
 from search.registry import SEARCHERS, rebuild_searcher, restore_searcher
 
 KINDS = list(SEARCHERS)
@@ -180,3 +180,67 @@ def test_outcomes_are_validated():
         Outcome("error")  # type: ignore[arg-type]
     assert Outcome.invalid().value(-100.0) == -100.0
     assert Outcome.ok(2).score == 2.0 and type(Outcome.ok(2).score) is float
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_asking_for_nothing_hands_out_nothing(kind):
+    searcher = build(kind)
+    assert searcher.ask(limit=0) == []
+    assert [s.trial_index for s in searcher.ask(limit=1)] == [0]
+
+
+def test_a_trial_computed_but_not_handed_out_cannot_be_told_or_read():
+    # A Bayesian batch is computed whole (trials 4-6 here), but only what ask() returned
+    # was suggested: trial 5 is computed, not handed out.
+    searcher = build("bayesian")
+    for s in searcher.ask():  # the 4 random points
+        searcher.tell(s.trial_index, toy_outcome(s.params))
+    assert [s.trial_index for s in searcher.ask(limit=1)] == [4]
+    with pytest.raises(ValueError, match="trial 5 was never suggested"):
+        searcher.tell(5, Outcome.ok(0.0))
+    with pytest.raises(KeyError, match="trial 5 was not handed out yet"):
+        searcher.suggestion(5)
+    assert searcher.suggestion(4)
+
+
+def test_params_are_the_same_only_with_the_same_types_and_bits():
+    # What a rebuild compares recorded params with (RebuildMismatch otherwise): names in
+    # any order, but 3 and 3.0 differ, and so do 0.0 and -0.0.
+    assert same_params({"a": 3, "b": 0.5}, {"b": 0.5, "a": 3})
+    assert not same_params({"a": 3}, {"a": 3.0})
+    assert not same_params({"b": 0.0}, {"b": -0.0})
+    assert not same_params({"a": 3}, {"a": 3, "b": 0.5})
+
+
+def test_a_rebuild_refuses_an_int_recorded_for_a_float_the_searcher_suggests():
+    # Grid points of b in [0.5, 2.5] with 5 points are 0.5, 1.0, 1.5, 2.0, 2.5: a record
+    # holding the int 1 where the grid suggests the float 1.0 is not that trial.
+    searcher = build("grid", points=5)
+    suggestions = searcher.ask()
+    k, params = next((s.trial_index, s.params) for s in suggestions if s.params["b"] == 1.0)
+    recorded = {k: RecordedTrial({**params, "b": 1}, Outcome.ok(0.0))}
+    with pytest.raises(RebuildMismatch, match=f"trial {k}: recorded params"):
+        rebuild_searcher(
+            "grid",
+            space=TOY_SPACE,
+            seed=7,
+            iterations=ITERATIONS,
+            invalid_score=INVALID_SCORE,
+            recorded=recorded,
+            points=5,
+        )
+
+
+def test_a_rebuild_hands_its_unfinished_trials_out_again_within_the_limit():
+    # Trials 0 and 5 of a random run were recorded; 1-4 were running: after a rebuild
+    # they are handed out again first, never more at once than asked for.
+    searcher = build("random")
+    suggested = {s.trial_index: s.params for s in searcher.ask()}
+    recorded = {k: RecordedTrial(suggested[k], toy_outcome(suggested[k])) for k in (0, 5)}
+    rebuilt = rebuild_searcher(
+        "random", space=TOY_SPACE, seed=7, iterations=ITERATIONS,
+        invalid_score=INVALID_SCORE, recorded=recorded,
+    )  # fmt: skip
+    assert [s.trial_index for s in rebuilt.ask(limit=2)] == [1, 2]
+    assert [s.trial_index for s in rebuilt.ask(limit=1)] == [3]
+    assert [s.trial_index for s in rebuilt.ask(limit=3)] == [4, 6, 7]

@@ -22,7 +22,7 @@ from search.grid import (
     grid_size,
 )
 from search.registry import SEARCHER_OPTIONS, SEARCHERS, make_searcher, searcher_defaults
-from search.space import FloatRange, IntRange, Space, grid_points
+from search.space import MAX_AXIS_POINTS, FloatRange, IntRange, Space, grid_points
 from trainable.declaration import PARAMETERS
 
 GRID_SIZE = 4 * 4 * 2 * 4  # TOY_SPACE with points=4: a has 4 values, c has 2
@@ -263,3 +263,31 @@ def test_the_core_never_imports_ray_trainable_or_cluster():
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_arguments_exactly_at_their_limits_are_accepted():
+    # The valid ranges are inclusive: seeds 0 and 2**63 - 1 (PostgreSQL's bigint),
+    # one iteration, Bayesian xi and kappa of 0, a grid of exactly GRID_LIMIT points
+    # (2**64 = 16 points on each of 16 parameters) and grids of 2 points per parameter.
+    for seed in (0, 2**63 - 1):
+        assert make_searcher(
+            "random", space=TOY_SPACE, seed=seed, iterations=1, invalid_score=INVALID_SCORE
+        ).ask()
+    common = {"space": TOY_SPACE, "seed": 0, "iterations": 5, "invalid_score": INVALID_SCORE}
+    make_searcher("bayesian", xi=0.0, kappa=0.0, **common)
+    with pytest.raises(ValueError, match=r"xi must be a finite number >= 0, got 1000000\.0"):
+        make_searcher("bayesian", xi=1e6, **common)
+    sixteen = Space([(f"p{i}", FloatRange(0.0, 1.0)) for i in range(16)])
+    at_limit = GridSearcher(sixteen, seed=0, iterations=3, invalid_score=0.0, points=16)
+    assert at_limit.grid_size == GRID_LIMIT == 16**16
+    assert len(at_limit.ask()) == 3
+    # An axis of exactly MAX_AXIS_POINTS points, and a permutation read at its last index
+    # (one past it is refused).
+    axis = grid_points(Space([("x", FloatRange(0.0, 1.0))]), MAX_AXIS_POINTS)["x"]
+    assert len(axis) == MAX_AXIS_POINTS and (axis[0], axis[-1]) == (0.0, 1.0)
+    order = SeededPermutation(5, 0, GRID_STREAM)
+    assert sorted(order[k] for k in range(5)) == [0, 1, 2, 3, 4]
+    with pytest.raises(IndexError, match=r"index 5 is outside \[0, 5\)"):
+        order[5]
+    two = GridSearcher(TOY_SPACE, seed=0, iterations=16, invalid_score=INVALID_SCORE, points=2)
+    assert two.grid_size == 2**4 and len(_all_params(two)) == 16

@@ -30,7 +30,7 @@ from search_testkit import (
 
 from search.core import RecordedTrial
 from search.interleave import Chunking, CompletedTrial, Interleaver, TrialKey
-from search.registry import rebuild_searcher
+from search.registry import make_searcher, rebuild_searcher
 
 SEEDS = [3, 11, 12, 40]
 ONE = Chunking(max_chunk=1)
@@ -229,6 +229,72 @@ def test_rebuilt_searchers_deliver_only_the_new_trials_in_order(kind, alone):
 def test_searchers_must_be_keyed_by_their_own_seed():
     with pytest.raises(ValueError, match="searcher for seed 4 was built with seed 3"):
         Interleaver({4: build("bayesian", seed=3)})
+
+
+def _random(seed: int, iterations: int):
+    return make_searcher(
+        "random", space=TOY_SPACE, seed=seed, iterations=iterations, invalid_score=INVALID_SCORE
+    )
+
+
+def _served(
+    interleaver: Interleaver, polls: int, ids: str, configs: dict | None = None
+) -> list[tuple[int, int] | None]:
+    """(seed, trial_index) of `polls` suggest() calls (None: nothing ready); the trial
+    ids are `ids` + the call's number, and the configs handed out go into `configs`."""
+    served: list[tuple[int, int] | None] = []
+    for i in range(polls):
+        config = interleaver.suggest(f"{ids}{i}")
+        if isinstance(config, dict):
+            seed, trial_index, _ = _one(config)
+            served.append((seed, trial_index))
+            if configs is not None:
+                configs[f"{ids}{i}"] = config
+        else:
+            served.append(None)
+    return served
+
+
+def test_seeds_take_turns_so_that_none_starves_another():
+    # Random searchers have every trial ready at once. Each suggest() asks the seeds in
+    # turn, starting after the seed served last: 10, 20, 30, 10, then 20 has nothing left
+    # (budget 1) and is skipped, 30, 10; then nothing is ready (None: trials still run).
+    # Chunks of one candidate, so that a trial is one suggestion.
+    searchers = {10: _random(10, 3), 20: _random(20, 1), 30: _random(30, 2)}
+    interleaver = Interleaver(searchers, None, ONE)
+    expected = [(10, 0), (20, 0), (30, 0), (10, 1), (30, 1), (10, 2), None]
+    assert _served(interleaver, 7, "t") == expected
+
+
+def test_seeds_take_turns_chunk_by_chunk():
+    # Chunks of up to 2 candidates: each suggest() still serves the next seed in turn,
+    # with as many of its ready candidates as the chunk size allows (the size also
+    # shrinks to what is left: 6 candidates, then 4, 3, 1 not yet suggested).
+    searchers = {10: _random(10, 3), 20: _random(20, 1), 30: _random(30, 2)}
+    interleaver = Interleaver(searchers, None, Chunking(max_chunk=2))
+    served = []
+    for i in range(5):
+        config = interleaver.suggest(f"t{i}")
+        served.append(
+            (config["seed"], [k for _, k, _ in candidates(config)])
+            if isinstance(config, dict)
+            else config
+        )
+    assert served == [(10, [0, 1]), (20, [0]), (30, [0, 1]), (10, [2]), None]
+
+
+def test_a_waiting_seed_is_skipped_and_gets_its_turn_back_when_ready():
+    # Seed 1 (Bayesian: 2 random points, then batches of 2) and seed 2 (random, 5 trials).
+    # Turns alternate while both are ready; once seed 1 waits for its outcomes, seed 2 is
+    # served alone. When seed 1's batch becomes ready, the turn after seed 2 is seed 1's.
+    bayesian = build("bayesian", seed=1, n_initial=2, batch_size=2)
+    interleaver = Interleaver({1: bayesian, 2: _random(2, 5)}, None, ONE)
+    configs: dict = {}
+    assert _served(interleaver, 4, "a", configs) == [(1, 0), (2, 0), (1, 1), (2, 1)]
+    assert _served(interleaver, 1, "b") == [(2, 2)]  # seed 1 waits: seed 2 goes on
+    for trial_id in ("a0", "a2"):  # seed 1's trials 0 and 1 complete
+        interleaver.complete(trial_id, result_dict(configs[trial_id]), False)
+    assert _served(interleaver, 5, "c") == [(1, 2), (2, 3), (1, 3), (2, 4), None]
 
 
 def test_a_repeated_completion_is_delivered_once_and_not_held():

@@ -66,8 +66,16 @@ def upsert(
     conn: psycopg.Connection, table: str, key: Mapping[str, Any], values: Mapping[str, Any]
 ) -> bool:
     """Insert a row unless its key exists; then compare: NonDeterministicRetry on any
-    difference. Jsonb values compare as jsonb (the stored form), others by same_value.
-    True when the row was inserted."""
+    difference. True when the row was inserted.
+
+    Plain values compare by `same_value` (floats by bits, 1 and 1.0 differ). Jsonb
+    values compare as the text of the stored jsonb: jsonb's own `=` compares numbers
+    by value, so it would take `{"points": 5}` and `{"points": 5.0}` for the same
+    options, whereas the text keeps the difference (numeric keeps its scale, so `5`
+    and `5.0` print differently). What jsonb cannot hold at all it cannot compare
+    either: it has no -0.0 (stored as 0.0), and a float like 1e16 is stored as the
+    integer 10000000000000000; only trial params have an exact column (params_exact).
+    """
     columns = [*key, *values]
     insert = sql.SQL(
         "INSERT INTO {table} ({columns}) VALUES ({params}) ON CONFLICT ({key}) DO NOTHING "
@@ -84,7 +92,7 @@ def upsert(
     for column, value in values.items():
         if isinstance(value, Jsonb):
             selects.append(
-                sql.SQL("{c}, {c} = {p}::jsonb").format(
+                sql.SQL("{c}, {c}::text = {p}::jsonb::text").format(
                     c=sql.Identifier(column), p=sql.Placeholder()
                 )
             )
