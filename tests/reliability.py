@@ -90,6 +90,25 @@ ENTRIES: tuple[Entry, ...] = (
         "the finished pages are cached; the rerun asks only for the rest",
     ),
     Entry(
+        "fault-2",
+        "a worker node lost mid-run",
+        "a 3-node local cluster (`ray start`); the first trial on the third node holds "
+        "(hook REPROTUNE_TEST_HOLD_MARKER in that node's environment), then every process "
+        "of the node is SIGKILLed",
+        "the cluster no longer counts the node, a trial needed a second attempt, none is "
+        "recorded from the lost node; the run completes: the one-node golden digest, "
+        "every trial once",
+    ),
+    Entry(
+        "fault-4",
+        "`ray job stop` mid-run, then resume",
+        "`ray job submit` with RAY_JOB_STOP_SIGNAL=SIGINT; `ray job stop` while a trial "
+        "holds (hook REPROTUNE_TEST_HOLD_MARKER, the 3rd evaluation of a worker process)",
+        "the job is STOPPED, the driver recorded the run as interrupted with fewer trials "
+        "and logged how to resume, no traceback; a `resume` job SUCCEEDED: golden, every "
+        "trial once",
+    ),
+    Entry(
         "fault-5",
         "PostgreSQL restarted mid-run, or down past the retry budget",
         "a fast restart (pg_ctl restart -m fast) right before the write that records the "
