@@ -31,6 +31,7 @@ from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Interrupted, InvalidInput
 from cluster.job.data import load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
+from cluster.job.metrics import ProgressMetrics
 from cluster.job.parse import load_job_file
 from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
@@ -251,6 +252,7 @@ def _execute(
             done={seed: len(recorded.get(seed, [])) for seed in searchers},
             best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
             enabled=settings.progress,
+            metrics=ProgressMetrics(str(ensemble_id)),
         )
         try:
             end = _record_experiment(
