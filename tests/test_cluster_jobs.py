@@ -158,9 +158,9 @@ def test_the_readme_section_runs_against_a_local_head(head, database):
     assert "ensemble-1" in submitted
     assert "SUCCEEDED" in status or "succeeded" in status
     ensemble = ensemble_in(logs)
-    for seed in (1, 2, 3, 4):  # the progress lines, as the dashboard's job page shows
+    for seed in (1, 2):  # the progress lines, as the dashboard's job page shows
         assert re.search(rf"^seed={seed} done=30/30 best=-?\d", logs, re.M), logs[-3000:]
-    assert re.search(r"^trials done=\d+/120 trials/s=", logs, re.M), logs[-3000:]
+    assert re.search(r"^trials done=\d+/60 trials/s=", logs, re.M), logs[-3000:]
     assert "Verdict:" in report and str(ensemble)[:8] in report
     # Tune's logs went to the head's default place, ~/ray_results (README): tidy up.
     shutil.rmtree(Path.home() / "ray_results" / f"reprotune-{ensemble}", ignore_errors=True)
@@ -175,7 +175,7 @@ def test_the_readme_section_runs_against_a_local_head(head, database):
         outcomes = conn.execute(
             "SELECT outcome::text FROM ensemble_runs WHERE ensemble_id = %s", [ensemble]
         ).fetchall()
-    assert trials == 120 and outcomes == [("complete",)]
+    assert trials == 60 and outcomes == [("complete",)]
 
     # The dashboard's job API lists the job, to a client with the token only.
     listed = head.dashboard_get("/api/jobs/")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 MAX_BARS = 8
 INTERVAL_S = 10.0
 INTERVAL_VARIABLE = "REPROTUNE_PROGRESS_INTERVAL_S"
+METRICS_EVERY_S = 1.0
 
 
 def default_interval_s() -> float:
@@ -59,7 +60,7 @@ class Progress:
         self._interval = default_interval_s() if interval_s is None else interval_s
         self._enabled = enabled
         self._metrics = metrics
-        self._last_lines = self._last_rate = time.monotonic()
+        self._last_lines = self._last_rate = self._last_metrics = time.monotonic()
         self._done_at_last_rate = sum(self.done.values())
         self.rate = 0.0  # trials recorded per second over the last interval
         if metrics is not None:
@@ -106,10 +107,16 @@ class Progress:
 
     def tick(self) -> None:
         """Once an interval has passed: update the rate (and its metric) and print the
-        periodic lines (not with bars)."""
+        periodic lines (not with bars). The metrics are set again every second: Ray
+        exports a gauge only while it is being set, so an idle seed's figures would
+        vanish from the metrics view."""
         now = time.monotonic()
         if now - self._last_rate >= self._interval:
             self._update_rate(now)
+        if self._metrics is not None and now - self._last_metrics >= METRICS_EVERY_S:
+            self._last_metrics = now
+            self._metrics.seeds(self.done, self.budgets, self.best)
+            self._metrics.rate(self.rate)
         if not self._enabled or self._bars:
             return
         if now - self._last_lines >= self._interval:
