@@ -92,11 +92,11 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "fault-2",
         "a worker node lost mid-run",
-        "a 3-node local cluster (`ray start`); the first trial on the third node holds "
-        "(hook REPROTUNE_TEST_HOLD_MARKER in that node's environment), then every process "
-        "of the node is SIGKILLed",
-        "the cluster no longer counts the node, a trial needed a second attempt, none is "
-        "recorded from the lost node; the run completes: the one-node golden digest, "
+        "a 2-node local cluster (`ray start`); the worker node's first trial holds "
+        "(hooks REPROTUNE_TEST_HOLD_MARKER/_NODE in the job's environment), then every "
+        "process of that node is SIGKILLed",
+        "the cluster no longer counts the node, a trial needed a second attempt, every "
+        "trial is recorded from the head; the run completes: the one-node golden digest, "
         "every trial once",
     ),
     Entry(
