@@ -52,6 +52,81 @@ def sleepy(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
     return quadratic(candles, params, constants)
 
 
+FIRST_NAP_S = 4.0
+
+
+def slow_start(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
+    """`sleepy`, after a nap of FIRST_NAP_S at the first evaluation in each worker
+    process: a worker's start-up cost (as the real kernel's first load from the cache),
+    long enough that every trial actor Tune starts at once is up before the first one
+    is free again (see tests/test_cluster_nodes.py)."""
+    import os
+
+    marker = "REPROTUNE_TEST_WARMED_PID"  # per process: globals are unpickled per trial
+    if os.environ.get(marker) != str(os.getpid()):
+        os.environ[marker] = str(os.getpid())
+        time.sleep(FIRST_NAP_S)
+    return sleepy(candles, params, constants)
+
+
+HOLD_MARKER = "REPROTUNE_TEST_HOLD_MARKER"
+HOLD_AFTER = "REPROTUNE_TEST_HOLD_AFTER"
+HOLD_NODE = "REPROTUNE_TEST_HOLD_NODE"
+START_TOGETHER = "REPROTUNE_TEST_START_TOGETHER"
+WAIT_LIMIT_S = 300.0
+
+
+def holding(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
+    """`sleepy`, with two test hooks enabled by the environment of the process (a job's
+    runtime_env), so that cluster tests meet their faults at deterministic points:
+
+    - REPROTUNE_TEST_START_TOGETHER=DIR:N: a process's first evaluation waits until N
+      processes have started theirs (a file per process in DIR), so that every trial
+      actor of an N-node run is up and gets work, however slowly its node starts it;
+    - REPROTUNE_TEST_HOLD_MARKER=PATH: evaluation number REPROTUNE_TEST_HOLD_AFTER (1:
+      the first) of a process, on the Ray node REPROTUNE_TEST_HOLD_NODE when that is set,
+      creates the file PATH, unless another process already did, and holds until the
+      file `PATH.release` exists. Only one evaluation ever holds.
+
+    Waits end after WAIT_LIMIT_S at most; the outcome is `sleepy`'s either way."""
+    import os
+
+    count_key = "REPROTUNE_TEST_EVALUATIONS"  # per process: globals are unpickled per trial
+    count = int(os.environ.get(count_key, "0")) + 1
+    os.environ[count_key] = str(count)
+    together = os.environ.get(START_TOGETHER)
+    if together and count == 1:
+        directory, processes = together.rsplit(":", 1)
+        open(os.path.join(directory, str(os.getpid())), "w").close()
+        _wait_for(lambda: len(os.listdir(directory)) >= int(processes))
+    marker = os.environ.get(HOLD_MARKER)
+    if marker and count == int(os.environ.get(HOLD_AFTER, "1")) and _on_hold_node():
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            pass
+        else:
+            _wait_for(lambda: os.path.exists(marker + ".release"))
+    return sleepy(candles, params, constants)
+
+
+def _on_hold_node() -> bool:
+    import os
+
+    node = os.environ.get(HOLD_NODE)
+    if not node:
+        return True
+    import ray
+
+    return bool(ray.get_runtime_context().get_node_id() == node)
+
+
+def _wait_for(condition: Any) -> None:
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def counted(path: str, inner: Evaluate, candles: Any, params: Any, constants: Any) -> Metrics:
     with open(path, "a", encoding="ascii") as file:
         file.write("1\n")
@@ -60,6 +135,10 @@ def counted(path: str, inner: Evaluate, candles: Any, params: Any, constants: An
 
 QUADRATIC = Strategy("toy_quadratic", TOY_PARAMETERS, quadratic, "a two-parameter bowl")
 SLEEPY = Strategy("toy_sleepy", TOY_PARAMETERS, sleepy, "the bowl, with naps")
+SLOW_START = Strategy(
+    "toy_slow_start", TOY_PARAMETERS, slow_start, "the bowl, with naps and a slow first one"
+)
+HOLDING = Strategy("toy_hold", TOY_PARAMETERS, holding, "the bowl, with naps and a hold hook")
 
 
 def counting(strategy: Strategy, path: Path, name: str) -> Strategy:
@@ -102,7 +181,7 @@ def executions(path: Path) -> int:
 
 
 def register_toys() -> None:
-    for strategy in (QUADRATIC, SLEEPY):
+    for strategy in (QUADRATIC, SLEEPY, SLOW_START, HOLDING):
         register_strategy(strategy)
 
 

@@ -101,6 +101,16 @@ ENTRIES: tuple[Entry, ...] = (
         "plus only the killed chunks' candidates that ran before the kill",
     ),
     Entry(
+        "fault-2",
+        "a worker node lost mid-run",
+        "a 2-node local cluster (`ray start`); the worker node's first trial holds "
+        "(hooks REPROTUNE_TEST_HOLD_MARKER/_NODE in the job's environment), then every "
+        "process of that node is SIGKILLed",
+        "the cluster no longer counts the node, a trial needed a second attempt, every "
+        "trial is recorded from the head; the run completes: the one-node golden digest, "
+        "every trial once",
+    ),
+    Entry(
         "fault-3",
         "the driver SIGKILLed, then resume",
         "SIGKILL of the driver (hook REPROTUNE_TEST_KILL_DRIVER_AT) before the first trial, "
@@ -109,6 +119,15 @@ ENTRIES: tuple[Entry, ...] = (
         "exit by SIGKILL with exactly the point's records and no process of the driver "
         "left; resume exits 0: golden digest, every trial recorded once, and it executes "
         "exactly the trials that were not recorded",
+    ),
+    Entry(
+        "fault-4",
+        "`ray job stop` mid-run, then resume",
+        "`ray job submit` with RAY_JOB_STOP_SIGNAL=SIGINT; `ray job stop` while a trial "
+        "holds (hook REPROTUNE_TEST_HOLD_MARKER, the 3rd evaluation of a worker process)",
+        "the job is STOPPED, the driver recorded the run as interrupted with fewer trials "
+        "and logged how to resume, no traceback; a `resume` job SUCCEEDED: golden, every "
+        "trial once",
     ),
     Entry(
         "fault-5",

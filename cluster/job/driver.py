@@ -38,6 +38,7 @@ from cluster.errors import Failed, Interrupted, InvalidInput
 from cluster.job.data import load_holdout_data, load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
 from cluster.job.kill_points import kill_at_experiment_start
+from cluster.job.metrics import ProgressMetrics
 from cluster.job.parse import load_job_file
 from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
@@ -304,6 +305,7 @@ def _execute(
             done={seed: len(recorded.get(seed, [])) for seed in searchers},
             best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
             enabled=settings.progress,
+            metrics=ProgressMetrics(str(ensemble_id)),
         )
         try:
             end = _record_experiment(
