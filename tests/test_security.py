@@ -231,6 +231,25 @@ SHIPPED_CONFIGS = [
 ]
 
 
+def _commands(path: Path, text: str) -> list[str]:
+    """A YAML config's strings as YAML reads them (a folded `>-` command is one line);
+    any other file's lines."""
+    if path.suffix not in (".yaml", ".yml"):
+        return text.splitlines()
+    import yaml
+
+    def strings(node: object) -> list[str]:
+        if isinstance(node, str):
+            return [node]
+        if isinstance(node, dict):
+            return [s for value in node.values() for s in strings(value)]
+        if isinstance(node, list):
+            return [s for value in node for s in strings(value)]
+        return []
+
+    return strings(yaml.safe_load(text))
+
+
 def test_every_shipped_config_keeps_the_dashboard_local_and_token_auth_on():
     assert REPO_ROOT / "ray-cluster.yaml" in SHIPPED_CONFIGS
     for path in SHIPPED_CONFIGS:
@@ -238,10 +257,11 @@ def test_every_shipped_config_keeps_the_dashboard_local_and_token_auth_on():
         assert not re.search(r"dashboard[-_]host\s*[=: ]\s*['\"]?0\.0\.0\.0", text), path
         assert not re.search(r"dashboard[-_]host\s*[=: ]\s*['\"]?(::|\[::\])", text), path
         assert not re.search(r"RAY_AUTH_MODE\s*[=:]\s*['\"]?disabled", text), path
-        for start in re.findall(r"ray start[^\n]*--head[^\n]*", text):
-            assert "--dashboard-host=127.0.0.1" in start or "--include-dashboard=false" in (
-                start
-            ), (path, start)
+        for command in _commands(path, text):
+            for start in re.findall(r"ray start[^\n]*--head[^\n]*", command):
+                assert "--dashboard-host=127.0.0.1" in start or "--include-dashboard=false" in (
+                    start
+                ), (path, start)
     for path in (REPO_ROOT / "cluster").rglob("*.py"):  # the code that starts Ray
         text = path.read_text()
         assert "0.0.0.0" not in text and "dashboard_host" not in text, path

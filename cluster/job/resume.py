@@ -56,7 +56,6 @@ def resume_job(
     """
     settings = RunOptions(**options)
     out = settings.out or sys.stdout
-    check_ray_address(settings.ray_address)
     with (
         database(settings.database_url) as conninfo,
         Recorder(conninfo, retry=settings.records_retry) as recorder,
@@ -70,7 +69,8 @@ def resume_job(
         refuse_changed_code(detail)
         runs = recorder.runs(ensemble_id)
         spec = recorded_spec(detail, runs)
-        with recorder.running(ensemble_id):
+        with recorder.running(ensemble_id):  # a second driver is refused first
+            check_ray_address(settings.ray_address)
             spec, dataset = load_job_data(spec, settings=settings.download_settings())
             check_fingerprint(dataset, detail.dataset_fingerprint)
             recorded = {s: recorder.recorded_trials(ensemble_id, s) for s in detail.seeds}
