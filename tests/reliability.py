@@ -198,5 +198,30 @@ def render(results: Iterable[Mapping[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+HEADER = """# Reliability
+
+Every known defect and fault scenario of the fault-injection suite: what it injects,
+what it checks, and its result and runtime in the run this file was generated from.
+Generated, not typed: `tests/reliability.py` holds the entries, the tests name them with
+`@pytest.mark.reliability("fault-N")`, and
+
+    .venv/bin/python -m pytest -m reliability --reliability-json=reliability.json
+    .venv/bin/python tests/reliability.py reliability.json {source}> RELIABILITY.md
+
+runs the suite (it also runs in the full test command, which CI runs) and writes this
+file. {run}
+
+"""
+
+
+def header(results: list[Mapping[str, object]], source: str | None) -> str:
+    total = sum(float(str(r["duration_s"])) for r in results)
+    run = f"This run: {len(results)} tests, {total:.0f} s in all"
+    run += f", {source}." if source else "."
+    return HEADER.format(source='"DESCRIPTION" ' if source else "", run=run)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render(json.loads(Path(sys.argv[1]).read_text())))
+    records = json.loads(Path(sys.argv[1]).read_text())
+    description = sys.argv[2] if len(sys.argv) > 2 else None
+    sys.stdout.write(header(records, description) + render(records))
