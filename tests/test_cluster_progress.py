@@ -43,6 +43,20 @@ def test_lines_and_metrics_carry_the_same_figures():
     assert metrics.rates and metrics.rates[-1] == progress.rate > 0
 
 
+def test_a_run_shorter_than_one_interval_ends_with_its_whole_rate_not_zero(monkeypatch):
+    now = [100.0]  # the Progress is made at 100 s, closed at 104 s
+    monkeypatch.setattr("cluster.job.progress.time.monotonic", lambda: now[0])
+    out = io.StringIO()
+    progress = Progress({42: 10}, done={42: 2}, stream=out, interval_s=60.0)
+    for score in (1.0,) * 8:
+        progress.add(42, score)  # the interval never passes: no line, no rate yet
+    assert out.getvalue() == ""
+    now[0] = 104.0
+    progress.close()
+    # 8 trials recorded by this run (2 were recorded before it) in 4 s.
+    assert out.getvalue().splitlines()[0] == "trials done=10/10 trials/s=2"
+
+
 @pytest.mark.parametrize(("value", "expected"), [("2.5", 2.5), ("", INTERVAL_S),
                                                  ("0", INTERVAL_S), ("x", INTERVAL_S)])  # fmt: skip
 def test_the_interval_can_be_set_from_the_environment(monkeypatch, value, expected):

@@ -61,7 +61,8 @@ class Progress:
         self._enabled = enabled
         self._metrics = metrics
         self._last_lines = self._last_rate = self._last_metrics = time.monotonic()
-        self._done_at_last_rate = sum(self.done.values())
+        self._done_at_last_rate = self._done_at_start = sum(self.done.values())
+        self._started = self._last_rate
         self.rate = 0.0  # trials recorded per second over the last interval
         if metrics is not None:
             metrics.seeds(self.done, self.budgets, self.best)
@@ -157,6 +158,11 @@ class Progress:
                 bar.close()
             self._bars.clear()
         elif self._enabled:
+            # The last line's rate is the whole run's, not the last interval's (a run
+            # shorter than one interval would otherwise end with trials/s=0).
+            elapsed = time.monotonic() - self._started
+            if elapsed > 0:
+                self.rate = (sum(self.done.values()) - self._done_at_start) / elapsed
             self.print_lines()
 
 
