@@ -190,7 +190,7 @@ def test_every_query_is_parameterized():
 
 DASHBOARD = """
 import json, os, sys, urllib.error, urllib.request
-from cluster.job.driver import ray_session
+from cluster.job.session import ray_session
 import ray
 
 with ray_session(None, dashboard=True, warm=False):

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from cluster.candles.dataset import check_fingerprint
 from cluster.errors import Failed
 from cluster.job.data import load_job_data
-from cluster.job.driver import RunOptions, check_ray_address, execute_ensemble, new_searcher
+from cluster.job.driver import RunOptions, execute_ensemble, new_searcher
 from cluster.job.recorded import recorded_spec, refuse_changed_code
+from cluster.job.session import check_ray_address
 from cluster.job.spec import JobSpec
 from cluster.records.database import database
 from cluster.records.recorder import Recorder
