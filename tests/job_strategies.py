@@ -52,53 +52,38 @@ def sleepy(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
     return quadratic(candles, params, constants)
 
 
-FIRST_NAP_S = 4.0
-
-
-def slow_start(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
-    """`sleepy`, after a nap of FIRST_NAP_S at the first evaluation in each worker
-    process: a worker's start-up cost (as the real kernel's first load from the cache),
-    long enough that every trial actor Tune starts at once is up before the first one
-    is free again (see tests/test_cluster_nodes.py)."""
-    import os
-
-    marker = "REPROTUNE_TEST_WARMED_PID"  # per process: globals are unpickled per trial
-    if os.environ.get(marker) != str(os.getpid()):
-        os.environ[marker] = str(os.getpid())
-        time.sleep(FIRST_NAP_S)
-    return sleepy(candles, params, constants)
-
-
 HOLD_MARKER = "REPROTUNE_TEST_HOLD_MARKER"
 HOLD_AFTER = "REPROTUNE_TEST_HOLD_AFTER"
 HOLD_NODE = "REPROTUNE_TEST_HOLD_NODE"
-START_TOGETHER = "REPROTUNE_TEST_START_TOGETHER"
 WAIT_LIMIT_S = 300.0
 
 
 def holding(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
-    """`sleepy`, with two test hooks enabled by the environment of the process (a job's
-    runtime_env), so that cluster tests meet their faults at deterministic points:
+    """`sleepy` with `hold` first (see `hold`)."""
+    hold()
+    return sleepy(candles, params, constants)
 
-    - REPROTUNE_TEST_START_TOGETHER=DIR:N: a process's first evaluation waits until N
-      processes have started theirs (a file per process in DIR), so that every trial
-      actor of an N-node run is up and gets work, however slowly its node starts it;
-    - REPROTUNE_TEST_HOLD_MARKER=PATH: evaluation number REPROTUNE_TEST_HOLD_AFTER (1:
-      the first) of a process, on the Ray node REPROTUNE_TEST_HOLD_NODE when that is set,
-      creates the file PATH, unless another process already did, and holds until the
-      file `PATH.release` exists. Only one evaluation ever holds.
 
-    Waits end after WAIT_LIMIT_S at most; the outcome is `sleepy`'s either way."""
+def holding_quickly(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
+    """`quadratic` with `hold` first: trials of a few milliseconds, like the kernel's on
+    ten thousand candles, so that a node slow to start a worker would get none unless
+    the run waits for it (cluster.job.trial_actors)."""
+    hold()
+    return quadratic(candles, params, constants)
+
+
+def hold() -> None:
+    """A test hook enabled by the environment of the process (a job's runtime_env), so
+    that cluster tests meet their faults at deterministic points:
+    REPROTUNE_TEST_HOLD_MARKER=PATH: evaluation number REPROTUNE_TEST_HOLD_AFTER (1: the
+    first) of a process, on the Ray node REPROTUNE_TEST_HOLD_NODE when that is set,
+    creates the file PATH, unless another process already did, and holds until the file
+    `PATH.release` exists (at most WAIT_LIMIT_S). Only one evaluation ever holds."""
     import os
 
     count_key = "REPROTUNE_TEST_EVALUATIONS"  # per process: globals are unpickled per trial
     count = int(os.environ.get(count_key, "0")) + 1
     os.environ[count_key] = str(count)
-    together = os.environ.get(START_TOGETHER)
-    if together and count == 1:
-        directory, processes = together.rsplit(":", 1)
-        open(os.path.join(directory, str(os.getpid())), "w").close()
-        _wait_for(lambda: len(os.listdir(directory)) >= int(processes))
     marker = os.environ.get(HOLD_MARKER)
     if marker and count == int(os.environ.get(HOLD_AFTER, "1")) and _on_hold_node():
         try:
@@ -107,7 +92,6 @@ def holding(candles: Any, params: Mapping[str, Any], constants: Any) -> Metrics:
             pass
         else:
             _wait_for(lambda: os.path.exists(marker + ".release"))
-    return sleepy(candles, params, constants)
 
 
 def _on_hold_node() -> bool:
@@ -135,10 +119,10 @@ def counted(path: str, inner: Evaluate, candles: Any, params: Any, constants: An
 
 QUADRATIC = Strategy("toy_quadratic", TOY_PARAMETERS, quadratic, "a two-parameter bowl")
 SLEEPY = Strategy("toy_sleepy", TOY_PARAMETERS, sleepy, "the bowl, with naps")
-SLOW_START = Strategy(
-    "toy_slow_start", TOY_PARAMETERS, slow_start, "the bowl, with naps and a slow first one"
-)
 HOLDING = Strategy("toy_hold", TOY_PARAMETERS, holding, "the bowl, with naps and a hold hook")
+HOLDING_QUICKLY = Strategy(
+    "toy_hold_quick", TOY_PARAMETERS, holding_quickly, "the bowl, quick, with a hold hook"
+)
 
 
 def counting(strategy: Strategy, path: Path, name: str) -> Strategy:
@@ -176,12 +160,34 @@ def spanning(strategy: Strategy, path: Path, name: str) -> Strategy:
     return spanned
 
 
+def pid_recorded(path: str, inner: Evaluate, candles: Any, params: Any, constants: Any) -> Metrics:
+    """`inner`, after appending the evaluating process's id to `path`."""
+    import os
+
+    with open(path, "a", encoding="ascii") as file:
+        file.write(f"{os.getpid()}\n")
+    return inner(candles, params, constants)
+
+
+def recording_pids(strategy: Strategy, path: Path, name: str) -> Strategy:
+    """`strategy` under another name, writing the id of every process that evaluates it
+    to `path` (one line per evaluation): which worker processes the trials ran in."""
+    recorded = Strategy(
+        name,
+        strategy.parameters,
+        functools.partial(pid_recorded, str(path), strategy.evaluate),
+        f"{strategy.summary} (process ids recorded)",
+    )
+    register_strategy(recorded)
+    return recorded
+
+
 def executions(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def register_toys() -> None:
-    for strategy in (QUADRATIC, SLEEPY, SLOW_START, HOLDING):
+    for strategy in (QUADRATIC, SLEEPY, HOLDING, HOLDING_QUICKLY):
         register_strategy(strategy)
 
 

@@ -7,7 +7,9 @@ is `trainable.tune_adapter.backtest_trainable` with the candle table, the job co
 and the strategy bound by `tune.with_parameters`, so they reach the workers once
 through the object store and never through a trial's config. Function trainables with
 actor reuse, Tune's per-trial log files and console reports off: Tune's own
-bookkeeping is the floor of a trial's cost.
+bookkeeping is the floor of a trial's cost. Tune keeps its trial actors from the first
+batch to the end of the search (cluster.job.trial_actors): none is stopped at a pause
+between Bayesian batches, and a worker node's actor is waited for while it starts.
 
 How candidates end (DESIGN.md, contract 3): a kernel outcome (`ok` / `invalid`) reaches
 the searcher and `on_result`, per seed in trial_index order. An infrastructure failure
@@ -37,6 +39,7 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
+from cluster.job.trial_actors import keep_trial_actors
 from search.core import SeededSearcher
 from search.interleave import Chunking, CompletedTrial, TrialKey
 from search.tune_searcher import TuneSearcher
@@ -145,7 +148,7 @@ def run_experiment(
             log_to_file=False,
         ),
     )
-    with _quiet_tune(), _sigterm_as_sigint():
+    with _quiet_tune(), _sigterm_as_sigint(), keep_trial_actors():
         tuner.fit()
     return ExperimentEnd(
         finished=searcher.finished,
