@@ -27,12 +27,15 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURE_CANDLES, fresh_database
 from job_strategies import ship_by_value, spanning
+from PIL import Image
 
+from cluster.cli import main
 from cluster.job.driver import run_job
 from cluster.job.parse import parse_job
 from cluster.records.exact import canonical_params
 from cluster.records.export import build_export
 from cluster.records.recorder import Recorder
+from cluster.report.plots import HEIGHT, WIDTH
 from tests.reference_backtest import reference_backtest
 from tests.reference_metrics import marked_equity
 from trainable.backtest import Candles, JobConstants
@@ -284,3 +287,33 @@ def test_the_figure_is_recorded_as_canonical_json(sides):
     for seed in SEEDS:
         figure = found["figures"][f"seed {seed}"]
         assert json.loads(figure.exact) == figure.result
+
+
+def test_the_report_shows_the_windows_and_the_stitched_equity(sides, capsys, tmp_path):
+    side = sides[1]
+    pictures = tmp_path / "pictures"
+    code = main(["report", side.ensemble, "--database-url", side.database, "--plot",
+                 str(pictures)])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0
+    section = text[text.index("Walk-forward:") :]
+    section = section[: section.index("\n\n")]
+    found = records(side)
+    for seed in SEEDS:
+        figure = found["figures"][f"seed {seed}"].result
+        for entry in figure["windows"]:
+            start = f"{seed:>12}{entry['window_index']:>8}"
+            assert any(line.startswith(start) for line in section.splitlines()), start
+        stitched = figure["stitched"]
+        stitched_rows = section[section.index("out of sample:") :].splitlines()[1:]
+        row = next(line for line in stitched_rows if line.startswith(f"{seed:>12}   "))
+        assert f"{stitched['sharpe']:.4g}" in row and f"{stitched['total_return']:.4g}" in row
+    assert section.count("  => ") == 1  # one sentence says what it means
+    with Image.open(pictures / "walk_forward.png") as image:
+        assert image.size == (WIDTH, HEIGHT)
+    code = main(["report", side.ensemble, "--database-url", side.database, "--json"])
+    data = json.loads(capsys.readouterr().out)["walk_forward"]
+    assert code == 0 and data["recorded"] == "earlier"
+    assert (data["train"], data["test"], data["step"]) == (TRAIN, TEST, STEP)
+    assert data["by_seed"] == {str(s): found["figures"][f"seed {s}"].result for s in SEEDS}
+    assert data["meaning"].endswith(".") and data["meaning"] in " ".join(text.split())

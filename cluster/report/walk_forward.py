@@ -74,9 +74,11 @@ class SeedWalkForward:
 
 @dataclass(frozen=True)
 class WalkForward:
-    """Every seed's figure; `new` when this call computed any."""
+    """Every seed's figure, the job's `walk_forward` (train, test, step); `new` when
+    this call computed any."""
 
     seeds: tuple[SeedWalkForward, ...]
+    plan: dict[str, int]
     new: bool
 
 
@@ -107,7 +109,7 @@ def walk_forward_results(
     if new:  # what is shown is always what was recorded
         stored = {f.label: f for f in recorder.figures(detail.id, WALK_FORWARD)}
         found = [SeedWalkForward(s.seed, dict(stored[seed_label(s.seed)].result)) for s in found]
-    return WalkForward(tuple(found), new)
+    return WalkForward(tuple(found), dict(detail.spec["walk_forward"]), new)
 
 
 def record_after_search(
@@ -151,6 +153,7 @@ def _compute(
         "stitched": _stitched(strategy, constants, tested),
         "in_sample": {
             "trial_index": whole.trial_index,
+            "params": dict(whole.params),
             "whole_range": {"score": whole.score, **_summary(whole.metrics)},
             "stitched": _stitched(strategy, constants, hindsight),
         },
@@ -173,6 +176,7 @@ def _evaluation(
         "seed": window.seed,
         "window_index": window.window_index,
         "trial_index": best.trial_index,
+        "params": dict(best.params),
         "test_rows": [window.test_start, window.test_stop],
     }
     if stored is not None:
@@ -203,6 +207,7 @@ def _window_entry(
     return {
         "window_index": window.window_index,
         "trial_index": best.trial_index,
+        "params": dict(best.params),
         "train_rows": [window.train_start, window.train_stop],
         "test_rows": [window.test_start, window.test_stop],
         "train_from": window.train_from,
