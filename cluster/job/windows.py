@@ -19,7 +19,7 @@ only when its whole-range search and every one of its windows are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,9 +96,9 @@ def search_key(key: int) -> SearchKey:
     return SearchKey(seed) if window < 0 else SearchKey(seed, window)
 
 
-def by_seed(done: Mapping[int, int]) -> dict[int, list[int]]:
-    """Searcher keys grouped by their job seed."""
+def by_seed(keys: Iterable[int]) -> dict[int, list[int]]:
+    """Searcher keys grouped by their job seed, in their order."""
     grouped: dict[int, list[int]] = {}
-    for key in done:
+    for key in keys:
         grouped.setdefault(search_key(key).seed, []).append(key)
     return grouped
