@@ -549,7 +549,7 @@ def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ense
         return f"{error}; the trials recorded so far are kept: {resume}"
     if failed:
         shown = ", ".join(
-            f"seed {key.seed} trial {key.trial_index} ({reason})"
+            f"{_search_name(key.seed)} trial {key.trial_index} ({reason})"
             for key, reason in sorted(failed.items())[:5]
         )
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
@@ -558,6 +558,13 @@ def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ense
             f"the other trials are recorded: {resume}"
         )
     return f"the run was stopped before the end; finish it with: {resume}"
+
+
+def _search_name(key: int) -> str:
+    """A searcher key as a person reads it: "seed 42", or "seed 42 window 3"."""
+    search = search_key(key)
+    window = "" if search.window is None else f" window {search.window}"
+    return f"seed {search.seed}{window}"
 
 
 def _print_start(
