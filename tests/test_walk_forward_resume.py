@@ -1,7 +1,8 @@
 """Resume of a walk-forward ensemble (contract 5), with real driver processes.
 
-A driver is SIGKILLed by its own test hook right after window 2's search has recorded
-exactly 5 trials (in the middle of a Bayesian batch of 2), then resumed. Its records
+Two seeds, listed out of order on purpose (records are read back by seed), two windows
+each. A driver is SIGKILLed by its own test hook right after seed 42's window 1 has
+recorded exactly 5 trials (in the middle of a Bayesian batch of 2), then resumed. Its records
 (the whole-range trials, the windows, their trials, the window tests and the stitched
 figures) must equal those of an uninterrupted run of the same job, and counting
 executions shows that the resume ran exactly the trials that were not recorded, plus
@@ -26,11 +27,11 @@ from cluster.records.export import build_export
 from cluster.records.recorder import Recorder
 
 pytestmark = [pytest.mark.ray, pytest.mark.postgres, pytest.mark.slow]
-ROWS, WINDOWS, ITERATIONS = 1200, 4, 8
+ROWS, WINDOWS, ITERATIONS, SEEDS = 800, 2, 8, (123, 42)
 JOB = f"""
 iterations = {ITERATIONS}
 batch_size = 2
-seeds = [42]
+seeds = [123, 42]
 strategy = "counted_reversal"
 walk_forward = {{ train = 400, test = 200, step = 200 }}
 [data]
@@ -41,9 +42,9 @@ timeframe = "5m"
 kind = "bayesian"
 n_initial = 4
 """
-SEARCHES = 1 + WINDOWS
-TOTAL = SEARCHES * ITERATIONS
-KILLED_WINDOW, KILLED_AFTER = 2, 5
+TOTAL = len(SEEDS) * (1 + WINDOWS) * ITERATIONS
+TESTS = len(SEEDS) * WINDOWS  # one backtest of each window's best on its test rows
+KILLED_WINDOW, KILLED_AFTER = 1, 5
 
 
 def everything(url: str) -> dict:
@@ -66,11 +67,13 @@ def everything(url: str) -> dict:
         }
 
 
-def window_trials_recorded(url: str) -> dict[int, int]:
+def window_trials_recorded(url: str) -> dict[tuple[int, int], int]:
     with psycopg.connect(url) as conn:
-        return dict(conn.execute(
-            "SELECT window_index, count(*) FROM walk_forward_trials GROUP BY window_index"
-        ).fetchall())  # fmt: skip
+        rows = conn.execute(
+            "SELECT seed, window_index, count(*) FROM walk_forward_trials "
+            "GROUP BY seed, window_index"
+        ).fetchall()
+    return {(seed, window): count for seed, window, count in rows}
 
 
 def test_a_driver_killed_mid_windows_resumes_to_an_uninterrupted_runs_records(pg_session, tmp_path):
@@ -85,17 +88,17 @@ def test_a_driver_killed_mid_windows_resumes_to_an_uninterrupted_runs_records(pg
                         count=tmp_path / "golden.count")  # fmt: skip
         assert golden.returncode == 0, golden.stderr
         # Every search's trials, then one test of each window's best.
-        assert executions(tmp_path / "golden.count") == TOTAL + WINDOWS
+        assert executions(tmp_path / "golden.count") == TOTAL + TESTS
         expected = everything(golden_db)
-        assert expected["status"] == "complete" and len(expected["figures"]) == 1
-        assert sum(len(t) for t in expected["window_trials"].values()) == WINDOWS * ITERATIONS
+        assert expected["status"] == "complete" and len(expected["figures"]) == len(SEEDS)
+        assert sum(len(t) for t in expected["window_trials"].values()) == TESTS * ITERATIONS
 
         kill = {"REPROTUNE_TEST_KILL_DRIVER_AT":
                 f"recorded:{window_seed(42, KILLED_WINDOW)}:{KILLED_AFTER}"}  # fmt: skip
         killed = driver("run", str(job), "--database-url", killed_db, *common,
                         count=tmp_path / "killed.count", env=kill)  # fmt: skip
         assert killed.returncode == -signal.SIGKILL, killed.stderr
-        assert window_trials_recorded(killed_db)[KILLED_WINDOW] == KILLED_AFTER
+        assert window_trials_recorded(killed_db)[42, KILLED_WINDOW] == KILLED_AFTER
         with psycopg.connect(killed_db) as conn:
             before = conn.execute(
                 "SELECT (SELECT count(*) FROM trials) + (SELECT count(*) FROM walk_forward_trials)"
@@ -112,7 +115,7 @@ def test_a_driver_killed_mid_windows_resumes_to_an_uninterrupted_runs_records(pg
         assert f"{TOTAL - before} trial(s) missing" in resumed.stdout
         assert "walk-forward window search(es) among them" in resumed.stdout
         # Exactly the trials without a record ran again, then the windows' tests.
-        assert executions(tmp_path / "resumed.count") == TOTAL - before + WINDOWS
+        assert executions(tmp_path / "resumed.count") == TOTAL - before + TESTS
         assert everything(killed_db) == expected
 
         # The driver died after the search, before its tests: resume records them.
@@ -123,7 +126,7 @@ def test_a_driver_killed_mid_windows_resumes_to_an_uninterrupted_runs_records(pg
                        count=tmp_path / "again.count")  # fmt: skip
         assert again.returncode == 0, again.stderr
         assert "recording the steps after its search" in again.stdout
-        assert executions(tmp_path / "again.count") == WINDOWS  # no search ran
+        assert executions(tmp_path / "again.count") == TESTS  # no search ran
         assert everything(golden_db) == expected
         done = driver("resume", ensemble_of(golden_db), "--database-url", golden_db, *common,
                       count=tmp_path / "done.count")  # fmt: skip

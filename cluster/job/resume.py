@@ -37,6 +37,7 @@ from cluster.job.session import check_ray_address
 from cluster.job.spec import JobSpec
 from cluster.job.windows import WindowPlan, by_seed, search_key
 from cluster.records.database import database
+from cluster.records.out_of_sample import WindowRecord
 from cluster.records.recorder import Recorder
 from cluster.records.types import (
     EnsembleDetail,
@@ -116,13 +117,12 @@ def _recorded_windows(
     """The job's windows over its candles, which must be the recorded ones."""
     plan = WindowPlan.of(spec, dataset.table.num_rows)
     timestamps = dataset.table.column("timestamp").to_numpy()
-    expected = plan.records(
-        spec.seeds, timestamps, spec.data.source.timeframe, spec.iterations
-    ) if plan.windows else []  # fmt: skip
-    stored = recorder.windows(ensemble_id)
-    if [w.deterministic() | {"seed": w.seed} for w in stored] != [
-        w.deterministic() | {"seed": w.seed} for w in expected
-    ]:
+    expected = plan.records(spec.seeds, timestamps, spec.data.source.timeframe, spec.iterations)
+
+    def rows(windows: Sequence[WindowRecord]) -> dict[tuple[int, int], dict[str, int]]:
+        return {(w.seed, w.window_index): w.deterministic() for w in windows}
+
+    if rows(recorder.windows(ensemble_id)) != rows(expected):
         raise Failed(
             f"ensemble {ensemble_id}'s recorded walk-forward windows are not the ones its "
             "job gives on its candles: the records were changed"
