@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cluster.candles.dataset import Dataset, check_fingerprint
 from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Interrupted, InvalidInput
+from cluster.job.after_search import after_search
 from cluster.job.data import load_holdout_data, load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
 from cluster.job.kill_points import kill_at_experiment_start
@@ -46,7 +47,7 @@ from cluster.job.recording import TrialRecording
 from cluster.job.session import check_ray_address, ray_session
 from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
-from cluster.job.windows import WindowPlan, by_seed, search_key
+from cluster.job.windows import WindowPlan, by_seed, mark_complete, mark_running, search_key
 from cluster.records.database import database, resolve_database_url
 from cluster.records.out_of_sample import HOLDOUT_ROLE
 from cluster.records.recorder import Recorder
@@ -54,7 +55,6 @@ from cluster.records.retry import RetryPolicy
 from cluster.records.types import (
     EnsembleRecord,
     EnsembleStatus,
-    JobStatus,
     NonDeterministicRetry,
     RecordsUnavailable,
     RunKind,
@@ -181,59 +181,6 @@ def run_job(
     return ensemble_id
 
 
-def after_search(
-    recorder: Recorder,
-    ensemble_id: uuid.UUID,
-    spec: JobSpec,
-    dataset: Dataset,
-    holdout: Dataset | None,
-    out: IO[str],
-) -> None:
-    """Step 6 of the module docstring, for a complete ensemble: what is recorded already
-    is checked and kept, what is missing is computed and recorded."""
-    if holdout is not None:
-        _test_on_holdout(recorder, ensemble_id, spec, dataset, holdout, out)
-    if spec.walk_forward is not None:
-        _test_walk_forward(recorder, ensemble_id, spec, dataset, out)
-
-
-def _test_walk_forward(
-    recorder: Recorder, ensemble_id: uuid.UUID, spec: JobSpec, dataset: Dataset, out: IO[str]
-) -> None:
-    """Each window's best on its test rows, and their stitched equity, recorded
-    (cluster.report.walk_forward); one line per seed says so."""
-    from cluster.report.walk_forward import record_after_search
-
-    result = record_after_search(recorder, ensemble_id, spec, dataset)
-    for seed in result.seeds:
-        print(f"walk-forward: {seed.summary()}", file=out, flush=True)
-    print(f"  in-sample beside it: python -m cluster report {ensemble_id}", file=out, flush=True)
-
-
-def _test_on_holdout(
-    recorder: Recorder,
-    ensemble_id: uuid.UUID,
-    spec: JobSpec,
-    dataset: Dataset,
-    holdout: Dataset,
-    out: IO[str],
-) -> None:
-    """After a complete search: each seed's best and the consensus on the holdout,
-    recorded (cluster.report.holdout); one line says so."""
-    from cluster.report.holdout import record_after_search
-
-    result = record_after_search(recorder, ensemble_id, spec, dataset, holdout)
-    if result is None:
-        return
-    scores = ", ".join(f"{row.label} {row.holdout.score:.6g}" for row in result.sets)
-    print(
-        f"holdout ({result.rows:,} candles never seen by the search): score {scores}; "
-        f"in-sample beside it: python -m cluster report {ensemble_id}",
-        file=out,
-        flush=True,
-    )
-
-
 def new_searcher(spec: JobSpec, seed: int, pool: SuggestionPool | None = None) -> SeededSearcher:
     return make_searcher(
         spec.searcher,
@@ -332,7 +279,7 @@ def _execute(
         )
         recorder.start_run(run)
         done = {key: len(recorded.get(key, [])) for key in searchers}
-        _set_running(recorder, ensemble_id, done)
+        mark_running(recorder, ensemble_id, done)
         progress = _progress(spec, recorded, done, settings, ensemble_id)
         try:
             end = _record_experiment(
@@ -347,7 +294,7 @@ def _execute(
         "tune_trials": end.tune_trials,
         "candidates": sum(done.values()) - sum(len(t) for t in recorded.values()),
     }
-    complete = _set_complete(recorder, ensemble_id, done, spec.iterations)
+    complete = mark_complete(recorder, ensemble_id, done, spec.iterations)
     out = settings.out or sys.stdout
     if end.error is None and end.finished and complete:
         recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
@@ -379,33 +326,6 @@ def _progress(
         enabled=settings.progress,
         metrics=ProgressMetrics(str(ensemble_id)),
     )
-
-
-def _set_running(recorder: Recorder, ensemble_id: uuid.UUID, done: Mapping[int, int]) -> None:
-    for seed, keys in by_seed(done).items():
-        recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
-        for key in keys:
-            window = search_key(key).window
-            if window is not None:
-                recorder.set_window_status(ensemble_id, seed, window, JobStatus.RUNNING)
-
-
-def _set_complete(
-    recorder: Recorder, ensemble_id: uuid.UUID, done: Mapping[int, int], budget: int
-) -> bool:
-    """Mark each finished window complete, and each seed whose searches (here) all
-    finished; whether every search finished."""
-    finished = True
-    for seed, keys in by_seed(done).items():
-        for key in keys:
-            window = search_key(key).window
-            if window is not None and done[key] >= budget:
-                recorder.set_window_status(ensemble_id, seed, window, JobStatus.COMPLETE)
-        if all(done[key] >= budget for key in keys):
-            recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
-        else:
-            finished = False
-    return finished
 
 
 def _record_experiment(

@@ -30,19 +30,19 @@ from typing import IO, TYPE_CHECKING, Any
 
 from cluster.candles.dataset import check_fingerprint
 from cluster.errors import Failed
+from cluster.job.after_search import after_search
 from cluster.job.data import load_holdout_data, load_job_data
-from cluster.job.driver import RunOptions, after_search, execute_ensemble, new_searcher
+from cluster.job.driver import RunOptions, execute_ensemble, new_searcher
 from cluster.job.recorded import recorded_spec, refuse_changed_code
 from cluster.job.session import check_ray_address
 from cluster.job.spec import JobSpec
-from cluster.job.windows import WindowPlan, by_seed, search_key
+from cluster.job.windows import WindowPlan, mark_complete, search_key
 from cluster.records.database import database
 from cluster.records.out_of_sample import WindowRecord
 from cluster.records.recorder import Recorder
 from cluster.records.types import (
     EnsembleDetail,
     EnsembleStatus,
-    JobStatus,
     RunKind,
     TrialRecord,
     TrialStatus,
@@ -87,7 +87,8 @@ def resume_job(
             plan = _recorded_windows(recorder, ensemble_id, spec, dataset)
             recorded = _recorded(recorder, ensemble_id, detail.seeds, plan)
             unfinished = [k for k, trials in recorded.items() if len(trials) < spec.iterations]
-            _mark_finished(recorder, ensemble_id, recorded, unfinished)
+            done = {key: len(trials) for key, trials in recorded.items()}
+            mark_complete(recorder, ensemble_id, done, spec.iterations)
             _print_missing(out, ensemble_id, spec, detail.seeds, recorded, unfinished)
             if unfinished:
                 execute_ensemble(
@@ -141,22 +142,6 @@ def _recorded(
         assert window is not None, "plan.keys gives window keys only"
         found[key] = in_windows.get((seed, window), [])
     return found
-
-
-def _mark_finished(
-    recorder: Recorder,
-    ensemble_id: uuid.UUID,
-    recorded: Mapping[int, list[TrialRecord]],
-    unfinished: Sequence[int],
-) -> None:
-    """Windows whose search finished, and seeds whose searches all did, are complete."""
-    for seed, keys in by_seed(recorded).items():
-        for key in keys:
-            window = search_key(key).window
-            if window is not None and key not in unfinished:
-                recorder.set_window_status(ensemble_id, seed, window, JobStatus.COMPLETE)
-        if not any(key in unfinished for key in keys):
-            recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
 
 
 def _print_missing(

@@ -14,12 +14,14 @@ whose status follows its search (pending, running, complete). A seed counts as c
 only when its whole-range search and every one of its windows are.
 
 `WindowPlan` says, for every searcher key of a run, whose search it is: a job seed
-(`window` None) or a window of one.
+(`window` None) or a window of one; `mark_running` and `mark_complete` set the seeds'
+and windows' statuses from the trials recorded per searcher key (run and resume).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +29,8 @@ import numpy as np
 from cluster.job.out_of_sample import Window, seed_of_window_seed, window_seed
 from cluster.job.spec import JobSpec
 from cluster.records.out_of_sample import WindowRecord
+from cluster.records.recorder import Recorder
+from cluster.records.types import JobStatus
 from cluster.timeframes import timeframe_ms
 
 
@@ -102,3 +106,32 @@ def by_seed(keys: Iterable[int]) -> dict[int, list[int]]:
     for key in keys:
         grouped.setdefault(search_key(key).seed, []).append(key)
     return grouped
+
+
+def mark_running(recorder: Recorder, ensemble_id: uuid.UUID, keys: Iterable[int]) -> None:
+    """The seeds and windows of the searcher keys `keys` are running."""
+    for seed, own in by_seed(keys).items():
+        recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
+        for key in own:
+            window = search_key(key).window
+            if window is not None:
+                recorder.set_window_status(ensemble_id, seed, window, JobStatus.RUNNING)
+
+
+def mark_complete(
+    recorder: Recorder, ensemble_id: uuid.UUID, done: Mapping[int, int], budget: int
+) -> bool:
+    """Given the trials recorded per searcher key (`done`), mark each window whose
+    search has its `budget` complete, and each seed all of whose searches among `done`
+    have it; whether every search in `done` has."""
+    finished = True
+    for seed, keys in by_seed(done).items():
+        for key in keys:
+            window = search_key(key).window
+            if window is not None and done[key] >= budget:
+                recorder.set_window_status(ensemble_id, seed, window, JobStatus.COMPLETE)
+        if all(done[key] >= budget for key in keys):
+            recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
+        else:
+            finished = False
+    return finished
