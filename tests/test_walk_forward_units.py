@@ -75,3 +75,15 @@ def test_the_stitched_metrics_are_the_kernels_definitions_by_hand():
     assert found["sharpe"] == pytest.approx(mean / std * 10.0, rel=1e-12)
     assert found["total_return"] == pytest.approx(1.21 * 0.99 - 1.0, rel=1e-12)
     assert found["max_drawdown"] == pytest.approx((1.21 - 1.21 * 0.9) / 1.21, rel=1e-12)
+
+
+def test_the_example_job_has_four_windows_over_the_bundled_candles():
+    from conftest import REPO_ROOT
+
+    from cluster.job.parse import load_job_file
+
+    spec = load_job_file(REPO_ROOT / "examples" / "walk_forward.toml")
+    plan = WindowPlan.of(spec, 5000)  # the bundled file's candles
+    assert [(w.train_start, w.test_start, w.test_stop) for w in plan.windows] == [
+        (0, 2000, 2750), (750, 2750, 3500), (1500, 3500, 4250), (2250, 4250, 5000),
+    ]  # fmt: skip
