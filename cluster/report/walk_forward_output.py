@@ -55,17 +55,25 @@ def _row(figures: dict[str, Any]) -> str:
 
 
 def walk_forward_sentence(found: WalkForward) -> str:
-    """About the stitched out-of-sample Sharpe ratios of the seeds: none defined, all at
-    or below 0, some above 0, or all above 0 (and then whether they kept KEPT_MOST of the
-    whole-range best's Sharpe on the same candles)."""
+    """About the stitched out-of-sample Sharpe ratios of the seeds: none defined (the
+    curves could not be stitched, or never moved), all at or below 0, some above 0, or
+    all above 0 (and then whether they kept KEPT_MOST of the whole-range best's Sharpe
+    on the same candles)."""
     test = f"{found.plan['test']:,}"
     outside = [s.result["stitched"].get("sharpe") for s in found.seeds]
     inside = [s.result["in_sample"]["stitched"].get("sharpe") for s in found.seeds]
     defined = [x for x in outside if x is not None]
     if not defined:
+        reasons = [s.result["stitched"]["reason"] for s in found.seeds
+                   if "reason" in s.result["stitched"]]  # fmt: skip
+        if reasons:
+            return (
+                f"The test windows could not be stitched ({reasons[0]}), so walk-forward "
+                "cannot confirm an edge."
+            )
         return (
-            "The stitched test windows have no Sharpe ratio (no trades, or an invalid "
-            "backtest), so walk-forward cannot confirm an edge; use longer test windows."
+            "The stitched test windows have no Sharpe ratio (no trades), so walk-forward "
+            "cannot confirm an edge; use longer test windows."
         )
     said = (
         f"Re-optimized on each training window and traded on the next {test} candles, the "
