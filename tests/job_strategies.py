@@ -126,12 +126,15 @@ HOLDING_QUICKLY = Strategy(
 
 
 def counting(strategy: Strategy, path: Path, name: str) -> Strategy:
-    """`strategy` under another name, counting its executions in `path`."""
+    """`strategy` under another name, counting its executions (of `evaluate`) in
+    `path`; its equity curve and trades are the strategy's own, uncounted."""
     counted_strategy = Strategy(
         name,
         strategy.parameters,
         functools.partial(counted, str(path), strategy.evaluate),
         f"{strategy.summary} (counted)",
+        strategy.equity,
+        strategy.trade_returns,
     )
     register_strategy(counted_strategy)
     return counted_strategy

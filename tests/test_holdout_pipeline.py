@@ -306,11 +306,12 @@ def write_job(path: Path, extra: str) -> Path:
     return path
 
 
-def test_walk_forward_is_refused_for_now(database, tmp_path, capsys):
-    path = write_job(tmp_path / "job.toml", "[walk_forward]\ntrain = 1000\ntest = 200\n")
+def test_walk_forward_windows_that_do_not_fit_the_candles_are_refused(database, tmp_path, capsys):
+    path = write_job(tmp_path / "job.toml", "[walk_forward]\ntrain = 3000\ntest = 200\n")
     code = main(["run", str(path), "--database-url", database])
     err = capsys.readouterr().err
-    assert code == 2 and "walk_forward: not yet supported" in err
+    assert code == 2 and "walk_forward: a window needs train + test = 3,200 candles" in err
+    assert "the data has 3,000" in err
     assert ensembles_in(database) == 0
 
 

@@ -3,7 +3,8 @@
 DESIGN.md, contract 5: every write is an upsert on a natural key; a retry with the same
 payload is a no-op, one with a different payload raises NonDeterministicRetry and the
 stored row stays as it was (never last-write-wins). Here every column of every table the
-recorder writes (datasets, ensembles, ensemble_runs, training_jobs, trials, evaluations)
+recorder writes (datasets, ensembles, ensemble_runs, training_jobs, trials, evaluations,
+and sql/004's ensemble_datasets, walk_forward_windows, walk_forward_trials, robustness)
 is tried on its own: one retried write that differs from the stored row only in that
 column (or, where the record's own validation ties columns together, in that column and
 what it implies), then a check that the whole stored row is unchanged.
@@ -25,6 +26,7 @@ import pytest
 from records_factory import FAST_RETRY, FINGERPRINT, MANIFEST, SPEC_ID, new_ensemble, ok_metrics
 
 from cluster.records.evaluations import EvaluationRecord
+from cluster.records.out_of_sample import FigureRecord, WindowRecord
 from cluster.records.recorder import Recorder
 from cluster.records.types import (
     DETERMINISTIC_COLUMNS,
@@ -557,9 +559,130 @@ def test_every_column_a_write_carries_is_tried(recorder, database, table, tried)
     assert _schema_columns(database, table) - NOT_IN_A_RETRY[table] == set(tried)
 
 
-# Tables of sql/004_out_of_sample.sql (main, merged at the end of issue 15's session):
-# their retried writes are not tried column by column here yet.
-NOT_YET_TRIED = {"ensemble_datasets", "walk_forward_windows", "walk_forward_trials", "robustness"}
+# ---------------------------------------------------------------- sql/004's tables
+
+HOLDOUT_FINGERPRINT = "c" * 64
+
+
+def test_an_ensemble_dataset_retry_with_another_dataset_raises(recorder, database):
+    ensemble_id = new_ensemble(recorder, seeds=(1,))
+    for fingerprint in (HOLDOUT_FINGERPRINT, OTHER_FINGERPRINT):
+        recorder.upsert_dataset(fingerprint, dict(MANIFEST))
+    assert recorder.record_ensemble_dataset(ensemble_id, "holdout", HOLDOUT_FINGERPRINT)
+    assert not recorder.record_ensemble_dataset(ensemble_id, "holdout", HOLDOUT_FINGERPRINT)
+
+    def write() -> None:
+        recorder.record_ensemble_dataset(ensemble_id, "holdout", OTHER_FINGERPRINT)
+
+    where, key = "ensemble_id = %s AND role = %s", (ensemble_id, "holdout")
+    error = _raises_and_keeps(database, "ensemble_datasets", where, key, write,
+                              "dataset_fingerprint")  # fmt: skip
+    assert set(error.differences) == {"dataset_fingerprint"}
+
+
+WINDOW = {
+    "seed": 1, "window_index": 0, "search_seed": 1 + 2**32, "train_start": 100,
+    "train_stop": 400, "test_start": 450, "test_stop": 500, "train_from": 1_000,
+    "test_from": 2_000, "test_until": 3_000, "budget": 10,
+}  # fmt: skip
+# Each compared column one more than stored (the rows and times stay ordered).
+WINDOW_VARIANTS = [name for name in WINDOW if name not in ("seed", "window_index")]
+
+
+@pytest.mark.parametrize("column", WINDOW_VARIANTS)
+def test_a_window_retry_that_differs_in_one_column_raises(recorder, database, column):
+    ensemble_id = new_ensemble(recorder, seeds=(1,))
+    recorder.upsert_windows(ensemble_id, [WindowRecord(**WINDOW)])
+    recorder.upsert_windows(ensemble_id, [WindowRecord(**WINDOW)])  # the same: a no-op
+
+    def write() -> None:
+        changed = {**WINDOW, column: WINDOW[column] + 1}
+        recorder.upsert_windows(ensemble_id, [WindowRecord(**changed)])
+
+    where = "ensemble_id = %s AND seed = 1 AND window_index = 0"
+    error = _raises_and_keeps(database, "walk_forward_windows", where, (ensemble_id,), write,
+                              column)  # fmt: skip
+    assert set(error.differences) == {column}
+
+
+@pytest.mark.parametrize("column", list(TRIAL_VARIANTS))
+def test_a_window_trial_retry_that_differs_in_one_column_raises(recorder, database, column):
+    stored, retried = TRIAL_VARIANTS[column]()
+    ensemble_id = new_ensemble(recorder, seeds=(1,))
+    recorder.upsert_windows(ensemble_id, [WindowRecord(**WINDOW)])
+    recorder.record_window_trials(ensemble_id, [(0, stored)])
+    recorder.record_window_trials(ensemble_id, [(0, stored)])  # the same payload: a no-op
+
+    def write() -> None:
+        recorder.record_window_trials(ensemble_id, [(0, retried)])
+
+    where = "ensemble_id = %s AND seed = 1 AND window_index = 0 AND trial_index = 0"
+    error = _raises_and_keeps(database, "walk_forward_trials", where, (ensemble_id,), write,
+                              column)  # fmt: skip
+    if column != "status":
+        assert set(error.differences) == {column}
+
+
+FIGURE_RESULT = {"sharpe": 0.25, "n": 3}
+# case -> (column, the retried settings and result): a result one bit apart differs in
+# its exact text (result_exact); other numbers differ in the jsonb result too.
+FIGURE_VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "settings": ("settings", {"blocks": 15}, FIGURE_RESULT),
+    "result": ("result", {"blocks": 16}, {**FIGURE_RESULT, "n": 4}),
+    "result-one-ulp": (
+        "result_exact",
+        {"blocks": 16},
+        {**FIGURE_RESULT, "sharpe": _one_ulp_more(0.25)},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FIGURE_VARIANTS))
+def test_a_figure_retry_that_differs_in_one_column_raises(recorder, database, case):
+    column, settings, result = FIGURE_VARIANTS[case]
+    ensemble_id = new_ensemble(recorder, seeds=(1,))
+    first = FigureRecord(ensemble_id, "walk_forward", "seed 1", FIGURE_RESULT, {"blocks": 16})
+    assert recorder.record_figure(first) is True
+    assert recorder.record_figure(first) is False  # the same payload: a no-op
+
+    def write() -> None:
+        recorder.record_figure(FigureRecord(ensemble_id, "walk_forward", "seed 1", result,
+                                            settings))  # fmt: skip
+
+    where = "ensemble_id = %s AND analysis = 'walk_forward' AND label = 'seed 1'"
+    _raises_and_keeps(database, "robustness", where, (ensemble_id,), write, column)
+
+
+# sql/004's columns a retried write does not carry: the keys, what status writes set
+# later, the facts of one execution, and exact forms tried with their value.
+NOT_IN_A_RETRY |= {
+    "ensemble_datasets": {"ensemble_id", "role", "recorded_at"},
+    "walk_forward_windows": {
+        "ensemble_id",
+        "seed",
+        "window_index",
+        "status",
+        "created_at",
+        "finished_at",
+    },
+    "walk_forward_trials": {"ensemble_id", "seed", "window_index", *NOT_IN_A_RETRY["trials"]}
+    - {"training_job_id"},
+    "robustness": {"ensemble_id", "analysis", "label", "recorded_at"},
+}
+NOT_YET_TRIED: set[str] = set()
+
+
+@pytest.mark.parametrize(
+    ("table", "tried"),
+    [
+        ("ensemble_datasets", {"dataset_fingerprint"}),
+        ("walk_forward_windows", set(WINDOW_VARIANTS)),
+        ("walk_forward_trials", set(TRIAL_VARIANTS)),
+        ("robustness", {column for column, *_ in FIGURE_VARIANTS.values()}),
+    ],
+)
+def test_every_column_of_sql_004_a_write_carries_is_tried(recorder, database, table, tried):
+    assert _schema_columns(database, table) - NOT_IN_A_RETRY[table] == set(tried)
 
 
 def test_every_table_is_tried_or_listed_as_not_yet_tried(recorder, database):

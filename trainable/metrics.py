@@ -104,6 +104,13 @@ def compute_metrics(
     return {name: values[name] for name in METRIC_NAMES}
 
 
+def equity_metrics(equity: np.ndarray, bars_per_year: float) -> dict[str, float | None]:
+    """Sharpe, Sortino, Calmar, total return and max drawdown of any marked equity
+    curve (E_0 first, all > 0), as a backtest's own: the report's stitched walk-forward
+    equity is measured with the same definitions and sums."""
+    return _return_metrics(np.ascontiguousarray(equity, dtype=np.float64), bars_per_year)
+
+
 def _return_metrics(equity: np.ndarray, bars_per_year: float) -> dict[str, float | None]:
     """Sharpe, Sortino, Calmar, total return and max drawdown of the marked equity."""
     n_returns = equity.size - 1

@@ -1,23 +1,26 @@
 """`run_job`: a job spec and its seeds in, one recorded ensemble out (DESIGN.md's data flow).
 
 In order, so that bad input never half-runs (contract 6):
-1. validate the spec (cluster.job.parse) and build every seed's searcher; walk-forward
-   windows are refused for now (exit 2);
+1. validate the spec (cluster.job.parse) and build every seed's searcher;
 2. resolve and load the candles once (cleaning rules, gap policy, fingerprint), and the
    holdout's if the job has one (refused when it overlaps the search range as loaded);
+   with walk_forward, the windows over the loaded candles (refused when none fits);
 3. record the dataset (and the holdout's, linked to the ensemble), a new ensemble, one
-   training job per seed and this run, and take the ensemble's lock (a second driver
-   for it is refused);
+   training job per seed (and its walk-forward windows) and this run, and take the
+   ensemble's lock (a second driver for it is refused);
 4. start or join Ray, put the candle table in the object store once, and run every seed
-   in one Tune experiment (cluster.job.experiment), recording each kernel outcome as
-   it arrives (cluster.job.recording); only this process talks to PostgreSQL;
-5. mark the jobs and the ensemble complete, or stop "interrupted, resumable" (exit 3)
-   when trials failed past their retries or a signal stopped the run;
-6. with a holdout, once complete: backtest each seed's best and the consensus on the
-   holdout's candles in this process and record them (cluster.report.holdout). The
-   holdout's candles are never put in the object store: no trial can see them.
+   (and every window of every seed: cluster.job.windows) in one Tune experiment
+   (cluster.job.experiment), recording each kernel outcome as it arrives
+   (cluster.job.recording); only this process talks to PostgreSQL;
+5. mark the jobs, windows and the ensemble complete, or stop "interrupted, resumable"
+   (exit 3) when trials failed past their retries or a signal stopped the run;
+6. once complete (`after_search`): with a holdout, backtest each seed's best and the
+   consensus on the holdout's candles in this process and record them
+   (cluster.report.holdout; the holdout's candles are never put in the object store:
+   no trial can see them); with walk_forward, test each window's best on its test rows
+   and record the stitched out-of-sample equity (cluster.report.walk_forward).
 
-`execute_ensemble` (steps 4-5) is shared with `resume`.
+`execute_ensemble` (steps 4-5) and `after_search` (step 6) are shared with `resume`.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 from cluster.candles.dataset import Dataset, check_fingerprint
 from cluster.candles.exchange import DownloadSettings
 from cluster.errors import Interrupted, InvalidInput
+from cluster.job.after_search import after_search
 from cluster.job.data import load_holdout_data, load_job_data
 from cluster.job.experiment import ExperimentEnd, ExperimentPlan, StopSwitch, run_experiment
 from cluster.job.kill_points import kill_at_experiment_start
@@ -43,6 +47,7 @@ from cluster.job.recording import TrialRecording
 from cluster.job.session import check_ray_address, ray_session
 from cluster.job.spec import JobSpec
 from cluster.job.summary import print_summary
+from cluster.job.windows import WindowPlan, by_seed, mark_complete, mark_running, search_key
 from cluster.records.database import database, resolve_database_url
 from cluster.records.out_of_sample import HOLDOUT_ROLE
 from cluster.records.recorder import Recorder
@@ -50,7 +55,6 @@ from cluster.records.retry import RetryPolicy
 from cluster.records.types import (
     EnsembleRecord,
     EnsembleStatus,
-    JobStatus,
     NonDeterministicRetry,
     RecordsUnavailable,
     RunKind,
@@ -122,11 +126,11 @@ def run_job(
             spec = spec.with_seeds(checked)
     else:
         spec = load_job_file(spec, seeds=None if seeds is None else tuple(seeds))
-    refuse_walk_forward(spec)
     spec, dataset = load_job_data(spec, settings=settings.download_settings())
     if expect_fingerprint is not None:
         check_fingerprint(dataset, expect_fingerprint)
     spec, holdout = load_holdout_data(spec, dataset, settings=settings.download_settings())
+    plan = WindowPlan.of(spec, dataset.table.num_rows)
     check_ray_address(settings.ray_address)
     with (
         database(settings.database_url) as conninfo,
@@ -152,57 +156,29 @@ def run_job(
                 ensemble_id, HOLDOUT_ROLE, holdout.manifest.fingerprint
             )
         recorder.upsert_training_jobs(ensemble_id, [job_record(spec, s) for s in spec.seeds])
-        _print_start(out, spec, dataset, ensemble_id, earlier)
+        if plan.windows:
+            timestamps = dataset.table.column("timestamp").to_numpy()
+            recorder.upsert_windows(
+                ensemble_id,
+                plan.records(spec.seeds, timestamps, spec.data.source.timeframe, spec.iterations),
+            )
+        _print_start(out, spec, dataset, ensemble_id, earlier, plan)
+        keys = [*spec.seeds, *plan.keys(spec.seeds)]
         with recorder.running(ensemble_id):
             execute_ensemble(
                 recorder,
                 ensemble_id,
                 spec,
                 dataset,
-                lambda pool: {seed: new_searcher(spec, seed, pool) for seed in spec.seeds},
+                lambda pool: {key: new_searcher(spec, key, pool) for key in keys},
                 settings,
                 RunKind.RUN,
+                windows=plan,
                 expected_platform=expected_platform,
                 allow_platform_change=allow_platform_change,
             )
-            if holdout is not None:
-                _test_on_holdout(recorder, ensemble_id, spec, dataset, holdout, out)
+            after_search(recorder, ensemble_id, spec, dataset, holdout, out)
     return ensemble_id
-
-
-def refuse_walk_forward(spec: JobSpec) -> None:
-    """Walk-forward windows parse and enter the spec, but running them is not there yet:
-    refused (exit 2) before anything is loaded or recorded."""
-    if spec.walk_forward is not None:
-        raise InvalidInput(
-            "walk_forward: not yet supported by run (the windows are parsed and checked, "
-            "but their searches are not run yet); remove the walk_forward table, or use a "
-            "holdout to test on candles the search never sees"
-        )
-
-
-def _test_on_holdout(
-    recorder: Recorder,
-    ensemble_id: uuid.UUID,
-    spec: JobSpec,
-    dataset: Dataset,
-    holdout: Dataset,
-    out: IO[str],
-) -> None:
-    """After a complete search: each seed's best and the consensus on the holdout,
-    recorded (cluster.report.holdout); one line says so."""
-    from cluster.report.holdout import record_after_search
-
-    result = record_after_search(recorder, ensemble_id, spec, dataset, holdout)
-    if result is None:
-        return
-    scores = ", ".join(f"{row.label} {row.holdout.score:.6g}" for row in result.sets)
-    print(
-        f"holdout ({result.rows:,} candles never seen by the search): score {scores}; "
-        f"in-sample beside it: python -m cluster report {ensemble_id}",
-        file=out,
-        flush=True,
-    )
 
 
 def new_searcher(spec: JobSpec, seed: int, pool: SuggestionPool | None = None) -> SeededSearcher:
@@ -239,18 +215,21 @@ def execute_ensemble(
     settings: RunOptions,
     kind: RunKind,
     *,
+    windows: WindowPlan | None = None,
     recorded: Mapping[int, list[TrialRecord]] | None = None,
     expected_platform: Mapping[str, Any] | None = None,
     allow_platform_change: bool = False,
 ) -> None:
-    """Run the seeds that `build_searchers(pool)` returns to the end and record them
-    (steps 4-5 above).
+    """Run the searches that `build_searchers(pool)` returns (searcher key -> searcher:
+    job seeds, and `window_seed`s of the `windows`) to the end and record them (steps
+    4-5 above).
 
     The caller holds the ensemble's lock. A Bayesian job's searchers compute their
     batches in a `search.pool.SuggestionPool` (pinned numerics); its numeric platform is
     recorded with the run, and must equal `expected_platform` (the ensemble's, on a
     resume or a rerun) unless `allow_platform_change`. `recorded` are trials already in
-    the records (a resume): they count towards progress and are never run again.
+    the records, by searcher key (a resume): they count towards progress and are never
+    run again.
     PostgreSQL lost for longer than the recorder's retry budget stops the run as
     `Interrupted` (exit 3), naming the database: what was committed stays, and
     `resume` finishes it.
@@ -258,7 +237,8 @@ def execute_ensemble(
     try:
         _execute(
             recorder, ensemble_id, spec, dataset, build_searchers, settings, kind,
-            recorded or {}, expected_platform, allow_platform_change,
+            windows or WindowPlan(()), recorded or {}, expected_platform,
+            allow_platform_change,
         )  # fmt: skip
     except RecordsUnavailable as error:
         raise Interrupted(
@@ -275,6 +255,7 @@ def _execute(
     build_searchers: SearcherFactory,
     settings: RunOptions,
     kind: RunKind,
+    windows: WindowPlan,
     recorded: Mapping[int, list[TrialRecord]],
     expected_platform: Mapping[str, Any] | None,
     allow_platform_change: bool,
@@ -297,32 +278,25 @@ def _execute(
             platform_change_allowed=changed,
         )
         recorder.start_run(run)
-        for seed in searchers:
-            recorder.set_job_status(ensemble_id, seed, JobStatus.RUNNING)
-        progress = Progress(
-            {seed: spec.iterations for seed in searchers},
-            done={seed: len(recorded.get(seed, [])) for seed in searchers},
-            best={s: max(t.score for t in recorded[s]) for s in searchers if recorded.get(s)},
-            enabled=settings.progress,
-            metrics=ProgressMetrics(str(ensemble_id)),
-        )
+        done = {key: len(recorded.get(key, [])) for key in searchers}
+        mark_running(recorder, ensemble_id, done)
+        progress = _progress(spec, recorded, done, settings, ensemble_id)
         try:
             end = _record_experiment(
-                recorder, ensemble_id, spec, dataset, searchers, settings, progress
-            )
+                recorder, ensemble_id, spec, dataset, searchers, settings, progress,
+                done, windows.rows(searchers),
+            )  # fmt: skip
         finally:
             progress.close()
     if isinstance(end.error, RecordsUnavailable):
         raise end.error  # no status can be written now (see execute_ensemble)
     ran = {
         "tune_trials": end.tune_trials,
-        "candidates": sum(progress.done.values()) - sum(len(t) for t in recorded.values()),
+        "candidates": sum(done.values()) - sum(len(t) for t in recorded.values()),
     }
-    complete = [seed for seed in searchers if progress.done[seed] >= spec.iterations]
-    for seed in complete:
-        recorder.set_job_status(ensemble_id, seed, JobStatus.COMPLETE)
+    complete = mark_complete(recorder, ensemble_id, done, spec.iterations)
     out = settings.out or sys.stdout
-    if end.error is None and end.finished and len(complete) == len(searchers):
+    if end.error is None and end.finished and complete:
         recorder.set_ensemble_status(ensemble_id, EnsembleStatus.COMPLETE)
         recorder.finish_run(run.id, RunOutcome.COMPLETE, ran)
         print_summary(recorder, ensemble_id, out)
@@ -335,6 +309,25 @@ def _execute(
     raise Interrupted(_why_unfinished(end.failed, end.error, ensemble_id))
 
 
+def _progress(
+    spec: JobSpec,
+    recorded: Mapping[int, list[TrialRecord]],
+    done: Mapping[int, int],
+    settings: RunOptions,
+    ensemble_id: uuid.UUID,
+) -> Progress:
+    """Progress per job seed: its windows' trials count towards it, its best score is
+    its whole-range search's (a window's best is on fewer candles: not comparable)."""
+    grouped = by_seed(done)
+    return Progress(
+        {seed: spec.iterations * len(keys) for seed, keys in grouped.items()},
+        done={seed: sum(done[key] for key in keys) for seed, keys in grouped.items()},
+        best={s: max(t.score for t in recorded[s]) for s in grouped if recorded.get(s)},
+        enabled=settings.progress,
+        metrics=ProgressMetrics(str(ensemble_id)),
+    )
+
+
 def _record_experiment(
     recorder: Recorder,
     ensemble_id: uuid.UUID,
@@ -343,12 +336,17 @@ def _record_experiment(
     searchers: Mapping[int, SeededSearcher],
     settings: RunOptions,
     progress: Progress,
+    done: dict[int, int],
+    rows: Mapping[int, tuple[int, int]],
 ) -> ExperimentEnd:
-    """The experiment, recording each outcome as it arrives; a recording error ends it
-    (`ExperimentEnd.error`)."""
-    recording = TrialRecording(
-        recorder, ensemble_id, spec.spec_id, on_recorded=lambda t: progress.add(t.seed, t.score)
-    )
+    """The experiment, recording each outcome as it arrives (`done` counts them per
+    searcher key); a recording error ends it (`ExperimentEnd.error`)."""
+
+    def recorded(key: int, trial: TrialRecord) -> None:
+        done[key] += 1
+        progress.add(trial.seed, trial.score, best=search_key(key).window is None)
+
+    recording = TrialRecording(recorder, ensemble_id, spec.spec_id, on_recorded=recorded)
     switch = StopSwitch()
 
     def on_result(completed: CompletedTrial, attempts: int) -> None:
@@ -359,7 +357,7 @@ def _record_experiment(
         except (RecordsUnavailable, NonDeterministicRetry) as problem:
             switch.stop(problem)
 
-    end = _run(spec, dataset, searchers, settings, ensemble_id, on_result, progress, switch)
+    end = _run(spec, dataset, searchers, settings, ensemble_id, on_result, progress, switch, rows)
     if end.error is None:
         try:
             recording.flush()
@@ -417,6 +415,7 @@ def _run(
     on_result: Any,
     progress: Progress,
     switch: StopSwitch,
+    rows: Mapping[int, tuple[int, int]],
 ) -> Any:
     import ray
 
@@ -443,6 +442,7 @@ def _run(
         on_result=on_result,
         on_step=progress.tick,
         switch=switch,
+        rows=rows or None,
     )
 
 
@@ -469,7 +469,7 @@ def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ense
         return f"{error}; the trials recorded so far are kept: {resume}"
     if failed:
         shown = ", ".join(
-            f"seed {key.seed} trial {key.trial_index} ({reason})"
+            f"{_search_name(key.seed)} trial {key.trial_index} ({reason})"
             for key, reason in sorted(failed.items())[:5]
         )
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
@@ -480,12 +480,20 @@ def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ense
     return f"the run was stopped before the end; finish it with: {resume}"
 
 
+def _search_name(key: int) -> str:
+    """A searcher key as a person reads it: "seed 42", or "seed 42 window 3"."""
+    search = search_key(key)
+    window = "" if search.window is None else f" window {search.window}"
+    return f"seed {search.seed}{window}"
+
+
 def _print_start(
     out: IO[str],
     spec: JobSpec,
     dataset: Dataset,
     ensemble_id: uuid.UUID,
     earlier: list[tuple[uuid.UUID, str]],
+    plan: WindowPlan,
 ) -> None:
     manifest = dataset.manifest
     seeds = ", ".join(map(str, spec.seeds[:8])) + (" ..." if len(spec.seeds) > 8 else "")
@@ -498,6 +506,15 @@ def _print_start(
         file=out,
         flush=True,
     )
+    if plan.windows and spec.walk_forward is not None:
+        wf = spec.walk_forward
+        print(
+            f"  walk-forward: {len(plan.windows)} window(s) per seed (train {wf.train:,}, "
+            f"test {wf.test:,}, step {wf.step:,} candles), each searched with "
+            f"{spec.iterations} trials besides the whole-range search",
+            file=out,
+            flush=True,
+        )
     if earlier:
         other, fingerprint = earlier[-1]
         same = "the same data" if fingerprint == manifest.fingerprint else "different data"

@@ -107,8 +107,8 @@ def run_experiment(
     `candles` is the candle table's ObjectRef (put once by the caller). `on_result`
     receives each kernel outcome with its attempt count (1 + retries after an
     infrastructure failure); `on_step` is called at every step of Tune's loop. `rows`
-    restricts the searchers of some seeds to rows of the table (for walk-forward
-    windows, which `run` refuses for now: cluster.job.driver.refuse_walk_forward).
+    restricts the searchers of some seeds to rows of the table (walk-forward
+    windows: cluster.job.windows).
     """
     switch = switch or StopSwitch()
     watch: _Watch | None = None

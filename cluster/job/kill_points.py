@@ -9,7 +9,8 @@ driver process at POINT, a deterministic place in a run rather than a moment:
   N or more (cluster.job.recording commits as soon as N are buffered, so exactly N
   are recorded);
 - `recorded:SEED:N`: the same for seed SEED's trials alone (the commit also holds the
-  other seeds' buffered trials).
+  other seeds' buffered trials); SEED may be a walk-forward window's searcher key
+  (`window_seed(seed, w)`), naming that window's search alone.
 Trials are recorded from inside the searchers' completion callback, so a kill at
 `recorded:...` comes before Tune asks any searcher for more: when the Nth trial of a
 seed is the last of its batch, the searcher was told the batch's outcomes but has not

@@ -12,11 +12,11 @@ Both are optional job fields (docs/jobs.md). They enter the resolved spec, and s
 - `WalkForward`: windows over the job's own candles, in candle counts: window w trains
   on rows `[w * step, w * step + train)` and is tested on the `test` rows after them.
   `step` defaults to `test` and may not be smaller (test windows would overlap and be
-  stitched twice). Parsed and checked here, but not run yet: `run` refuses a job with
-  walk-forward windows (exit 2, cluster.job.driver.refuse_walk_forward). The plan: each
-  window of each seed searched again on its training rows only, with the job's
-  searcher and budget, in the ensemble's own Tune experiment, its best tested on the
-  test rows and the test windows' equity stitched.
+  stitched twice). Parsed and checked here; the driver runs each window of each seed
+  as a search of its own on its training rows only, with the job's searcher and
+  budget, in the ensemble's own Tune experiment (cluster.job.windows), then tests its
+  best on the test rows and stitches the test windows' equity
+  (cluster.report.walk_forward).
 
 A window's search is a deterministic function of (spec, seed, window): its searcher is
 seeded with `window_seed(seed, w) = seed + (w + 1) * 2**32`. Job seeds are below 2**31,

@@ -93,13 +93,14 @@ class Progress:
         best = self.best.get(key)
         return f"seed {key}" + ("" if best is None else f" best {best:.4g}")
 
-    def add(self, seed: int, score: float) -> None:
-        """One more recorded trial of `seed`, with its score."""
+    def add(self, seed: int, score: float, *, best: bool = True) -> None:
+        """One more recorded trial of `seed`, with its score (which counts towards the
+        seed's best only when `best`: a walk-forward window's trial does not)."""
         self.done[seed] += 1
-        if seed not in self.best or score > self.best[seed]:
+        if best and (seed not in self.best or score > self.best[seed]):
             self.best[seed] = score
         if self._metrics is not None:
-            self._metrics.seed(seed, self.done[seed], self.budgets[seed], self.best[seed])
+            self._metrics.seed(seed, self.done[seed], self.budgets[seed], self.best.get(seed))
         bar = self._bars.get(seed, self._bars.get(-1))
         if bar is not None:
             bar.update(1)

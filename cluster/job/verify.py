@@ -1,7 +1,9 @@
 """`verify_ensembles`: are two ensembles' records the same, bit for bit?
 
 Two ensembles are compared on what contract 2 promises: their canonical exports
-(`cluster.records.export`), joined on (seed, trial_index), over the seeds they share.
+(`cluster.records.export`), joined on (seed, trial_index), over the seeds they share;
+then their walk-forward windows and window trials, and the holdout and walk-forward
+records made after the search (cluster.job.verify_out_of_sample).
 Before that, their data fingerprints and spec_ids: records of different data or of
 different specs are not expected to agree, so comparing them is refused unless forced.
 The first difference is printed (seed, trial_index, column, both values); the verdict
@@ -18,6 +20,7 @@ import uuid
 from typing import IO, Any
 
 from cluster.errors import InvalidInput
+from cluster.job.verify_out_of_sample import compare_out_of_sample
 from cluster.records.database import database
 from cluster.records.export import COLUMNS, Export, build_export
 from cluster.records.recorder import Recorder
@@ -70,17 +73,28 @@ def compare(
         + (f" (seeds in only one of them, not compared: {only})" if only else ""),
         file=out,
     )
-    if export_a.digest == export_b.digest:
-        unfinished = [e.id for e in (a, b) if e.status != EnsembleStatus.COMPLETE]
-        note = f"; not complete yet: {', '.join(map(str, unfinished))}" if unfinished else ""
+    if export_a.digest != export_b.digest:
         print(
-            f"identical: {len(export_a.rows)} trial records, digest {export_a.digest}{note}",
+            f"DIFFERENT: digests {export_a.digest[:16]} (A) and {export_b.digest[:16]} (B)",
             file=out,
         )
-        return True
-    print(f"DIFFERENT: digests {export_a.digest[:16]} (A) and {export_b.digest[:16]} (B)", file=out)
-    print(first_difference(export_a, export_b), file=out)
-    return False
+        print(first_difference(export_a, export_b), file=out)
+        return False
+    others = compare_out_of_sample(recorder, a.id, b.id, seeds, set(a.seeds) == set(b.seeds))
+    if others.difference is not None:
+        print(f"DIFFERENT: the trials agree (digest {export_a.digest}), but", file=out)
+        print(others.difference, file=out)
+        return False
+    unfinished = [e.id for e in (a, b) if e.status != EnsembleStatus.COMPLETE]
+    note = f"; not complete yet: {', '.join(map(str, unfinished))}" if unfinished else ""
+    more = f" and {others.compared} out-of-sample record(s)" if others.compared else ""
+    print(
+        f"identical: {len(export_a.rows)} trial records{more}, digest {export_a.digest}{note}",
+        file=out,
+    )
+    for line in others.notes:
+        print(f"  note: {line}", file=out)
+    return True
 
 
 def _pair(a: str, b: str) -> str:

@@ -22,14 +22,15 @@ from cluster.report.stability import (
     PARAM_SPREAD_LIMIT,
     ParameterSpread,
 )
+from cluster.report.walk_forward_output import walk_forward_json, walk_forward_lines
 
 MAX_SEED_COLUMNS = 6  # more seeds than this: the parameter table shows lowest and highest
 SCOPE = (
     "The verdict is an in-sample statement about the optimizer: whether searches with "
     "different seeds end at the same parameters on the data they were tuned on. It is not "
     "an out-of-sample test: a stable optimum can still be overfitted, and fail on data the "
-    "search never saw; the holdout (when the job has one) and the robustness figures "
-    "above test that."
+    "search never saw; the holdout and walk-forward (when the job has them) and the "
+    "robustness figures above test that."
 )
 
 
@@ -52,6 +53,8 @@ def render_text(report: Report) -> str:
     lines += ["", *_consensus(report), "", *_verdict(report)]
     if report.holdout is not None:
         lines += ["", *holdout_lines(report.holdout, report.penalty)]
+    if report.walk_forward is not None:
+        lines += ["", *walk_forward_lines(report.walk_forward)]
     if report.robustness is not None:
         lines += ["", *robustness_lines(report.robustness)]
     if report.plots or report.plot_notes:
@@ -216,6 +219,9 @@ def report_json(report: Report) -> dict[str, Any]:
             "near_best_share": NEAR_BEST_SHARE,
         },
         "holdout": None if report.holdout is None else holdout_json(report.holdout, report.penalty),
+        "walk_forward": None
+        if report.walk_forward is None
+        else walk_forward_json(report.walk_forward),
         "robustness": None if report.robustness is None else robustness_json(report.robustness),
         "plots": [str(path) for path in report.plots],
         "plot_notes": list(report.plot_notes),

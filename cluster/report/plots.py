@@ -10,6 +10,9 @@ non-interactive Agg canvas (no display, no pyplot state).
   coloured by seed; penalized trials are left out (their score is a constant).
 - `equity.png`: the equity curve of each seed's best parameters and of the consensus on
   the job's candles (only for strategies that give one).
+- `walk_forward.png` (a job with walk_forward): each seed's stitched out-of-sample
+  equity against its whole-range best on the same candles
+  (`cluster.report.walk_forward_plots`);
 - the robustness pictures (PBO logits, in-sample vs out-of-sample, Monte Carlo fan,
   sensitivity): `cluster.report.robustness_plots`.
 """
@@ -49,6 +52,14 @@ def write_plots(
         paths.append(_equity(report, timestamps, curves, directory / "equity.png"))
     for name, why in missing.items():
         notes.append(f"no equity curve for {name}: {why}")
+    if report.walk_forward is not None:
+        from cluster.report.walk_forward_plots import write_walk_forward_plot
+
+        drawn, left_out = write_walk_forward_plot(
+            report.walk_forward, data, directory / "walk_forward.png", _figure, _save
+        )
+        paths += drawn
+        notes += left_out
     from cluster.report.robustness_plots import write_robustness_plots
 
     more, more_notes = write_robustness_plots(report, directory, _figure, _save)

@@ -3,7 +3,8 @@
 `ensemble_report(...)` is the Python call behind `python -m cluster report`: it reads
 an ensemble's trials (`frame`), measures how far the seeds' answers lie apart
 (`stability`), backtests and records the consensus parameter set once (`backtests`),
-shows each seed's best and the consensus on the job's holdout (`holdout`), computes and
+shows each seed's best and the consensus on the job's holdout (`holdout`) and the
+walk-forward windows' stitched out-of-sample equity (`walk_forward`), computes and
 records the robustness figures once (`robustness`: deflated Sharpe, PBO, Monte Carlo,
 sensitivity), and, with `plot_dir`, draws the pictures (`plots`). `output` renders it as
 text or JSON.
@@ -30,6 +31,7 @@ from cluster.report.frame import recorded_frame, recorded_space
 from cluster.report.holdout import Holdout, holdout_results
 from cluster.report.robustness import Robustness, robustness
 from cluster.report.stability import Stability, analyse
+from cluster.report.walk_forward import WalkForward, walk_forward_results
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Report:
     consensus: Consensus
     frame: pd.DataFrame
     holdout: Holdout | None = None
+    walk_forward: WalkForward | None = None
     robustness: Robustness | None = None
     plots: tuple[Path, ...] = ()
     plot_notes: tuple[str, ...] = field(default=())
@@ -116,6 +119,7 @@ def build_report(
         consensus=agreed,
         frame=frame,
         holdout=holdout_results(recorder, detail, stability, agreed, data),
+        walk_forward=walk_forward_results(recorder, detail, data),
         robustness=robustness(recorder, detail, stability, data),
     )
     if plot_dir is None:
