@@ -87,3 +87,16 @@ def test_the_example_job_has_four_windows_over_the_bundled_candles():
     assert [(w.train_start, w.test_start, w.test_stop) for w in plan.windows] == [
         (0, 2000, 2750), (750, 2750, 3500), (1500, 3500, 4250), (2250, 4250, 5000),
     ]  # fmt: skip
+
+
+def test_a_window_trial_is_named_by_its_seed_and_window_in_the_dashboard():
+    from types import SimpleNamespace
+
+    from cluster.job.experiment import _trial_name
+
+    def name(key: int, *indices: int) -> str:
+        trials = [{"trial_index": i, "params": {}} for i in indices]
+        return _trial_name(SimpleNamespace(config={"seed": key, "trials": trials}))
+
+    assert name(42, 3) == "seed42_trials3"
+    assert name(42 + 3 * 2**32, 0, 1, 2) == "seed42_window2_trials0-2"

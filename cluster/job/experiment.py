@@ -40,6 +40,7 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from cluster.job.trial_actors import keep_trial_actors
+from cluster.job.windows import search_key
 from search.core import SeededSearcher
 from search.interleave import Chunking, CompletedTrial, TrialKey
 from search.tune_searcher import TuneSearcher
@@ -159,11 +160,17 @@ def run_experiment(
 
 
 def _trial_name(trial: Any) -> str:
-    """What the dashboard and Tune's logs call a trial: its seed and trial_index range."""
+    """What the dashboard and Tune's logs call a trial: its seed (and walk-forward window)
+    and trial_index range."""
     config = trial.config or {}
     indices = [entry.get("trial_index") for entry in config.get("trials") or [{}]]
     span = f"{indices[0]}" if len(indices) == 1 else f"{indices[0]}-{indices[-1]}"
-    return f"seed{config.get('seed')}_trials{span}"
+    key = config.get("seed")
+    if not isinstance(key, int):
+        return f"seed{key}_trials{span}"
+    search = search_key(key)  # a job seed's search, or one of its walk-forward windows'
+    window = "" if search.window is None else f"_window{search.window}"
+    return f"seed{search.seed}{window}_trials{span}"
 
 
 class _Stopper(Stopper):
