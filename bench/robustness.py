@@ -15,7 +15,7 @@ per-bar returns recomputed: <= 10 s on this 2-core machine":
   best: the deflated Sharpe inputs, Monte Carlo (1,000 trade paths per trade scenario,
   100 candle paths) and the sensitivity neighbourhood.
 
-Walk-forward overhead is not measured: `run` refuses walk-forward jobs for now.
+Walk-forward overhead is measured by bench/walk_forward.py.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def main() -> None:
           f"trades, 2 x 1,000 paths {extras['trade_paths_s']:.2f} s; 100 block-bootstrapped "
           f"markets {extras['candle_paths_s']:.2f} s; sensitivity (up to 18 neighbours) "
           f"{extras['sensitivity_s']:.3f} s.")  # fmt: skip
-    print("- Walk-forward overhead: not measured; `run` refuses walk-forward jobs for now.")
+    print("- Walk-forward overhead: `python bench/walk_forward.py` (its own section).")
 
 
 if __name__ == "__main__":
