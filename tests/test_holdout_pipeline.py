@@ -13,24 +13,21 @@ with known answers (a permutation of trades keeps their compounded return).
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pyarrow.parquet as pq
 import pytest
 from conftest import FIXTURE_CANDLES, fresh_database
-from job_strategies import ship_by_value, spanning
+from job_strategies import ship_by_value
 from PIL import Image
+from spanned_runs import SpannedRun, spanned_runs
 
 from cluster.cli import main
-from cluster.job.driver import run_job
-from cluster.job.parse import parse_job
 from cluster.records.exact import canonical_params
 from cluster.records.export import build_export
 from cluster.records.recorder import Recorder
@@ -41,7 +38,6 @@ from tests.reference_backtest import reference_backtest
 from trainable.backtest import Candles, JobConstants
 from trainable.declaration import METRIC_NAMES
 from trainable.params import StrategyParams
-from trainable.strategies import get_strategy
 
 pytestmark = [pytest.mark.ray, pytest.mark.postgres]
 RAY_INIT = {"num_cpus": 4}
@@ -74,48 +70,11 @@ def job(strategy: str, **changes) -> dict:
     return table
 
 
-@dataclass(frozen=True)
-class Side:
-    ensemble: str
-    database: str
-    spans: list[tuple[int, int, int]]  # what the strategy saw during the run, in order
-    printed: str
-
-
-def read_spans(path: Path) -> list[tuple[int, int, int]]:
-    if not path.exists():
-        return []
-    return [tuple(map(int, line.split())) for line in path.read_text().splitlines()]  # type: ignore[misc]
-
-
 @pytest.fixture(scope="module")
-def sides(ray_local, pg_session, tmp_path_factory) -> Iterator[dict[int, Side]]:
+def sides(ray_local, pg_session, tmp_path_factory) -> Iterator[dict[int, SpannedRun]]:
     """The same job run at max_concurrent_trials 1 and 4, each in a database of its own."""
     ship_by_value()
-    from trainable.backtest import warm_up
-
-    warm_up()
-    found: dict[int, Side] = {}
-    databases = []
-    spans = tmp_path_factory.mktemp("spans") / "spans.txt"
-    name = "spanned_reversal"  # one name for both sides: it is part of the spec_id
-    spanning(get_strategy("key_level_reversal"), spans, name)
-    for concurrent in (1, 4):
-        base = tmp_path_factory.mktemp(f"holdout{concurrent}")
-        before = len(read_spans(spans))
-        database = fresh_database(pg_session)
-        databases.append(database)
-        url = next(database)
-        out = io.StringIO()
-        ensemble = run_job(
-            parse_job(job(name), base_dir=str(FIXTURE_CANDLES.parent)),
-            database_url=url, storage_path=str(base / "tune"), progress=False, out=out,
-            max_concurrent_trials=concurrent, chunk_size=3,
-        )  # fmt: skip
-        found[concurrent] = Side(str(ensemble), url, read_spans(spans)[before:], out.getvalue())
-    yield found
-    for database in databases:
-        database.close()  # drops it
+    yield from spanned_runs(pg_session, tmp_path_factory, job, "spanned_reversal", chunk_size=3)
 
 
 def holdout_candles() -> Candles:
@@ -125,13 +84,13 @@ def holdout_candles() -> Candles:
     return Candles(**columns)
 
 
-def evaluations(side: Side, kind: str) -> dict:
+def evaluations(side: SpannedRun, kind: str) -> dict:
     with Recorder(side.database) as recorder:
         ensemble = recorder.find_ensemble(side.ensemble)
         return {e.label: e for e in recorder.evaluations(ensemble, kind)}
 
 
-def export(side: Side):
+def export(side: SpannedRun):
     with Recorder(side.database) as recorder:
         return build_export(recorder.ensemble_trials(recorder.find_ensemble(side.ensemble)))
 

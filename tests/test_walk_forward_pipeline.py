@@ -14,24 +14,20 @@ Parquet file, compounded and measured by hand with Python's `statistics`.
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import math
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import FIXTURE_CANDLES, fresh_database
-from job_strategies import ship_by_value, spanning
+from conftest import FIXTURE_CANDLES
+from job_strategies import ship_by_value
 from PIL import Image
+from spanned_runs import SpannedRun, spanned_runs
 
 from cluster.cli import main
-from cluster.job.driver import run_job
-from cluster.job.parse import parse_job
 from cluster.records.exact import canonical_params
 from cluster.records.export import build_export
 from cluster.records.recorder import Recorder
@@ -40,7 +36,6 @@ from tests.reference_backtest import reference_backtest
 from tests.reference_metrics import marked_equity
 from trainable.backtest import Candles, JobConstants
 from trainable.params import StrategyParams
-from trainable.strategies import get_strategy
 
 pytestmark = [pytest.mark.ray, pytest.mark.postgres]
 RAY_INIT = {"num_cpus": 4}
@@ -78,51 +73,14 @@ def job(strategy: str) -> dict:
     }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Side:
-    ensemble: str
-    database: str
-    spans: list[tuple[int, int, int]]  # what the strategy evaluated during the run
-    printed: str
-
-
-def read_spans(path: Path) -> list[tuple[int, int, int]]:
-    if not path.exists():
-        return []
-    return [tuple(map(int, line.split())) for line in path.read_text().splitlines()]  # type: ignore[misc]
-
-
 @pytest.fixture(scope="module")
-def sides(ray_local, pg_session, tmp_path_factory) -> Iterator[dict[int, Side]]:
+def sides(ray_local, pg_session, tmp_path_factory) -> Iterator[dict[int, SpannedRun]]:
     """The same job run at max_concurrent_trials 1 and 4, each in a database of its own."""
     ship_by_value()
-    from trainable.backtest import warm_up
-
-    warm_up()
-    found: dict[int, Side] = {}
-    databases = []
-    spans = tmp_path_factory.mktemp("spans") / "spans.txt"
-    name = "spanned_reversal_wf"
-    spanning(get_strategy("key_level_reversal"), spans, name)
-    for concurrent in (1, 4):
-        base = tmp_path_factory.mktemp(f"walk{concurrent}")
-        before = len(read_spans(spans))
-        database = fresh_database(pg_session)
-        databases.append(database)
-        url = next(database)
-        out = io.StringIO()
-        ensemble = run_job(
-            parse_job(job(name), base_dir=str(FIXTURE_CANDLES.parent)),
-            database_url=url, storage_path=str(base / "tune"), progress=False, out=out,
-            max_concurrent_trials=concurrent, chunk_size=2,
-        )  # fmt: skip
-        found[concurrent] = Side(str(ensemble), url, read_spans(spans)[before:], out.getvalue())
-    yield found
-    for database in databases:
-        database.close()  # drops it
+    yield from spanned_runs(pg_session, tmp_path_factory, job, "spanned_reversal_wf", chunk_size=2)
 
 
-def records(side: Side) -> dict:
+def records(side: SpannedRun) -> dict:
     with Recorder(side.database) as recorder:
         ensemble = recorder.find_ensemble(side.ensemble)
         return {
