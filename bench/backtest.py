@@ -48,8 +48,9 @@ BTC_5M = REPO.parent / "shared" / "data" / "binance_BTC-USDT_5m.parquet"
 OLD_SYSTEM_SECONDS = 21.0  # per 10k-candle backtest (DESIGN.md, seeds/000_...)
 
 
-def parameter_sets(count: int, seed: int = 0) -> list[StrategyParams]:
-    """`count` sets drawn uniformly from the default search ranges, in declaration order."""
+def parameter_values(count: int, seed: int = 0) -> list[dict[str, int | float]]:
+    """`count` sets drawn uniformly from the default search ranges (ints uniform over
+    the integers), in declaration order."""
     rng = np.random.default_rng(seed)
     sets = []
     for _ in range(count):
@@ -59,9 +60,14 @@ def parameter_sets(count: int, seed: int = 0) -> list[StrategyParams]:
             if decl.kind == "int":
                 values[decl.name] = int(rng.integers(int(lo), int(hi) + 1))
             else:
-                values[decl.name] = float(rng.uniform(lo, hi))
-        sets.append(StrategyParams.from_mapping(values))
+                values[decl.name] = float(rng.uniform(float(lo), float(hi)))
+        sets.append(values)
     return sets
+
+
+def parameter_sets(count: int, seed: int = 0) -> list[StrategyParams]:
+    """`parameter_values` as StrategyParams."""
+    return [StrategyParams.from_mapping(values) for values in parameter_values(count, seed)]
 
 
 def synthetic_candles(n: int, seed: int = 0) -> Candles:

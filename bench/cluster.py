@@ -31,29 +31,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from job import SHARED, bench_home, verification_job  # noqa: E402
+from job import SHARED, bench_home, records, verification_job  # noqa: E402
 from ray_nodes import RAY, LocalCluster  # noqa: E402
 
 STOP_ENV = {"RAY_JOB_STOP_SIGNAL": "SIGINT", "RAY_JOB_STOP_WAIT_TIME_S": "60"}
-
-
-@contextlib.contextmanager
-def records(home: Path) -> Iterator:
-    """An embedded PostgreSQL; yields a factory of fresh databases on it."""
-    import itertools
-
-    from cluster.records.database import ensure_database
-    from cluster.records.pg_server import embedded_server
-
-    numbers = itertools.count()
-    with embedded_server(home / "pg") as server:
-
-        def database() -> str:
-            name = f"bench{next(numbers)}"
-            ensure_database(server.conninfo("postgres"), name)
-            return server.conninfo(name)
-
-        yield database
 
 
 def run_driver(job: Path, address: str, database: str, home: Path) -> tuple[float, uuid.UUID]:

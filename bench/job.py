@@ -129,26 +129,33 @@ def in_process() -> None:
 
 
 @contextlib.contextmanager
-def session(home: Path, num_cpus: int = 2) -> Iterator:
-    """Local Ray and an embedded PostgreSQL for in-process runs; yields a factory of
-    fresh databases."""
+def records(home: Path) -> Iterator:
+    """An embedded PostgreSQL in `home`; yields a factory of fresh databases on it."""
     import itertools
-
-    import ray
 
     from cluster.records.database import ensure_database
     from cluster.records.pg_server import embedded_server
 
     numbers = itertools.count()
+    with embedded_server(home / "pg") as server:
+
+        def database() -> str:
+            name = f"bench{next(numbers)}"
+            ensure_database(server.conninfo("postgres"), name)
+            return server.conninfo(name)
+
+        yield database
+
+
+@contextlib.contextmanager
+def session(home: Path, num_cpus: int = 2) -> Iterator:
+    """Local Ray and an embedded PostgreSQL for in-process runs; yields a factory of
+    fresh databases."""
+    import ray
+
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     try:
-        with embedded_server(home / "pg") as server:
-
-            def database() -> str:
-                name = f"bench{next(numbers)}"
-                ensure_database(server.conninfo("postgres"), name)
-                return server.conninfo(name)
-
+        with records(home) as database:
             yield database
     finally:
         ray.shutdown()

@@ -33,6 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from backtest import parameter_values as parameter_sets  # noqa: E402  (bench/backtest.py)
+
 from cluster.candles.sources import SyntheticSource  # noqa: E402
 from cluster.candles.synthetic import generate  # noqa: E402
 from cluster.robustness import montecarlo, pbo, returns, sensitivity  # noqa: E402
@@ -49,21 +51,6 @@ def candles_of(bars: int) -> Candles:
                                        data_seed=0))  # fmt: skip
     return Candles(timestamp=columns.timestamp, open=columns.open, high=columns.high,
                    low=columns.low, close=columns.close, volume=columns.volume)  # fmt: skip
-
-
-def parameter_sets(count: int, seed: int = 0) -> list[dict[str, int | float]]:
-    rng = np.random.default_rng(seed)
-    sets = []
-    for _ in range(count):
-        values: dict[str, int | float] = {}
-        for decl in PARAMETERS:
-            lo, hi = decl.search
-            if decl.kind == "int":
-                values[decl.name] = int(rng.integers(int(lo), int(hi) + 1))
-            else:
-                values[decl.name] = float(rng.uniform(float(lo), float(hi)))
-        sets.append(values)
-    return sets
 
 
 def measure(bars: int, trials: int, blocks: int) -> dict[str, float | int]:

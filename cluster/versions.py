@@ -62,13 +62,14 @@ def host_description() -> dict[str, str]:
         blas = f"{blas_info.get('name', '?')} {blas_info.get('version', '?')}"
     return {
         "machine": platform.machine(),
-        "processor": _cpu_model(),
+        "processor": cpu_model(),
         "python": platform.python_version(),
         "blas": blas,
     }
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else what `platform` says)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

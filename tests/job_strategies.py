@@ -125,19 +125,25 @@ HOLDING_QUICKLY = Strategy(
 )
 
 
-def counting(strategy: Strategy, path: Path, name: str) -> Strategy:
-    """`strategy` under another name, counting its executions (of `evaluate`) in
-    `path`; its equity curve and trades are the strategy's own, uncounted."""
-    counted_strategy = Strategy(
+def instrumented(strategy: Strategy, name: str, wrapper: Any, path: Path, what: str) -> Strategy:
+    """`strategy` registered under `name`, its `evaluate` wrapped as `wrapper(str(path),
+    evaluate, candles, params, constants)`; its equity curve and trades are the
+    strategy's own, unwrapped."""
+    wrapped = Strategy(
         name,
         strategy.parameters,
-        functools.partial(counted, str(path), strategy.evaluate),
-        f"{strategy.summary} (counted)",
+        functools.partial(wrapper, str(path), strategy.evaluate),
+        f"{strategy.summary} ({what})",
         strategy.equity,
         strategy.trade_returns,
     )
-    register_strategy(counted_strategy)
-    return counted_strategy
+    register_strategy(wrapped)
+    return wrapped
+
+
+def counting(strategy: Strategy, path: Path, name: str) -> Strategy:
+    """`strategy` under another name, counting its executions (of `evaluate`) in `path`."""
+    return instrumented(strategy, name, counted, path, "counted")
 
 
 def spans(path: str, inner: Evaluate, candles: Any, params: Any, constants: Any) -> Metrics:
@@ -150,17 +156,8 @@ def spans(path: str, inner: Evaluate, candles: Any, params: Any, constants: Any)
 
 def spanning(strategy: Strategy, path: Path, name: str) -> Strategy:
     """`strategy` under another name, writing the span of every candle series it
-    evaluates to `path` (`spans`); its equity curve and trades are the strategy's own."""
-    spanned = Strategy(
-        name,
-        strategy.parameters,
-        functools.partial(spans, str(path), strategy.evaluate),
-        f"{strategy.summary} (spans recorded)",
-        strategy.equity,
-        strategy.trade_returns,
-    )
-    register_strategy(spanned)
-    return spanned
+    evaluates to `path` (`spans`)."""
+    return instrumented(strategy, name, spans, path, "spans recorded")
 
 
 def pid_recorded(path: str, inner: Evaluate, candles: Any, params: Any, constants: Any) -> Metrics:
@@ -175,14 +172,7 @@ def pid_recorded(path: str, inner: Evaluate, candles: Any, params: Any, constant
 def recording_pids(strategy: Strategy, path: Path, name: str) -> Strategy:
     """`strategy` under another name, writing the id of every process that evaluates it
     to `path` (one line per evaluation): which worker processes the trials ran in."""
-    recorded = Strategy(
-        name,
-        strategy.parameters,
-        functools.partial(pid_recorded, str(path), strategy.evaluate),
-        f"{strategy.summary} (process ids recorded)",
-    )
-    register_strategy(recorded)
-    return recorded
+    return instrumented(strategy, name, pid_recorded, path, "process ids recorded")
 
 
 def executions(path: Path) -> int:

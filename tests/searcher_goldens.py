@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cluster.versions import cpu_model
 from search.pinned import PINNED_ENV, pin_problems, pinned_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +165,7 @@ def render(fresh: dict[str, Any], records_version: int, reason: str) -> str:
             f"{records_version} --reason ...",
             "reason": reason,
             "generated": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "cpu": _cpu_model(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "environment": PIN,
             "pin_facts": fresh["pin_facts"],
@@ -199,16 +200,6 @@ def render(fresh: dict[str, Any], records_version: int, reason: str) -> str:
         else:
             out.append(line)
     return "\n".join(out) + "\n"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def differences(stored: dict[str, Any], fresh: dict[str, Any]) -> list[str]:

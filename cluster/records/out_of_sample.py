@@ -29,7 +29,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from cluster.records import sql as q
-from cluster.records.exact import canonical_params, parse_canonical_params
+from cluster.records.exact import canonical_params
+from cluster.records.queries import trial_from_row
 from cluster.records.types import (
     DETERMINISTIC_COLUMNS,
     METRIC_COLUMNS,
@@ -37,7 +38,6 @@ from cluster.records.types import (
     NonDeterministicRetry,
     NotRecorded,
     TrialRecord,
-    TrialStatus,
     check_int4,
 )
 
@@ -272,7 +272,7 @@ class OutOfSampleRecords:
         def read(conn: psycopg.Connection) -> dict[tuple[int, int], list[TrialRecord]]:
             found: dict[tuple[int, int], list[TrialRecord]] = {}
             for row in conn.execute(query, [ensemble_id]):
-                trial = _trial(row[:-1])
+                trial = trial_from_row(row[:-1])
                 found.setdefault((trial.seed, row[-1]), []).append(trial)
             return found
 
@@ -315,17 +315,6 @@ class OutOfSampleRecords:
         )
 
 
-def _trial(row: Sequence[Any]) -> TrialRecord:
-    spec_id, seed, trial_index, params_exact, status, score = row[:6]
-    n = len(METRIC_COLUMNS)
-    metrics = dict(zip(METRIC_COLUMNS, row[6 : 6 + n], strict=True))
-    message, node, attempts, started_at, finished_at, duration_s = row[6 + n :]
-    return TrialRecord(
-        spec_id, seed, trial_index, parse_canonical_params(params_exact), TrialStatus(status),
-        score, metrics, message, node, attempts, started_at, finished_at, duration_s,
-    )  # fmt: skip
-
-
 def _compare_stored(
     conn: psycopg.Connection, ensemble_id: uuid.UUID, trials: Sequence[tuple[int, TrialRecord]]
 ) -> None:
@@ -335,7 +324,7 @@ def _compare_stored(
     for window, trial in trials:
         row = conn.execute(query, [ensemble_id, trial.seed, window, trial.trial_index]).fetchone()
         assert row is not None, "a window trial vanished between INSERT and SELECT"
-        stored = _trial(row[:-1]).deterministic()
+        stored = trial_from_row(row[:-1]).deterministic()
         differences = q.differences(
             {k: stored[k] for k in DETERMINISTIC_COLUMNS}, trial.deterministic()
         )

@@ -65,7 +65,9 @@ def _run(row: Sequence[Any]) -> RunRecord:
     return RunRecord(*values)
 
 
-def _trial(row: Sequence[Any]) -> TrialRecord:
+def trial_from_row(row: Sequence[Any]) -> TrialRecord:
+    """A TrialRecord from a row of the trial columns (spec_id, seed, trial_index,
+    params_exact, status, score, the metrics, message, node, attempts, times)."""
     spec_id, seed, trial_index, params_exact, status, score = row[:6]
     n = len(METRIC_COLUMNS)
     metrics = dict(zip(METRIC_COLUMNS, row[6 : 6 + n], strict=True))
@@ -264,7 +266,7 @@ class RecordsQueries:
         )
         return self._read(
             f"reading the trials of job {job_id}",
-            lambda conn: [_trial(r) for r in conn.execute(query, [job_id, limit])],
+            lambda conn: [trial_from_row(r) for r in conn.execute(query, [job_id, limit])],
         )
 
     def recorded_trials(self, ensemble_id: uuid.UUID, seed: int) -> list[TrialRecord]:
@@ -282,7 +284,9 @@ class RecordsQueries:
         chosen = None if seeds is None else list(seeds)
         return self._read(
             f"reading the trials of ensemble {ensemble_id}",
-            lambda conn: [_trial(r) for r in conn.execute(query, [ensemble_id, chosen, chosen])],
+            lambda conn: [
+                trial_from_row(r) for r in conn.execute(query, [ensemble_id, chosen, chosen])
+            ],
         )
 
     def evaluations(
