@@ -28,8 +28,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any
 
@@ -46,7 +45,8 @@ from cluster.job.progress import Progress
 from cluster.job.recording import TrialRecording
 from cluster.job.session import check_ray_address, ray_session
 from cluster.job.spec import JobSpec
-from cluster.job.summary import print_summary
+from cluster.job.suggestions import platform_changed, suggestion_pool
+from cluster.job.summary import print_start, print_summary, why_unfinished
 from cluster.job.windows import WindowPlan, by_seed, mark_complete, mark_running, search_key
 from cluster.records.database import database, resolve_database_url
 from cluster.records.out_of_sample import HOLDOUT_ROLE
@@ -65,7 +65,7 @@ from cluster.records.types import (
 )
 from search.core import SeededSearcher
 from search.interleave import CompletedTrial
-from search.registry import PLATFORM_DEPENDENT_KINDS, make_searcher
+from search.registry import make_searcher
 from trainable.declaration import SCORE_PENALTY
 from trainable.strategies import DEFAULT_STRATEGY
 
@@ -162,7 +162,7 @@ def run_job(
                 ensemble_id,
                 plan.records(spec.seeds, timestamps, spec.data.source.timeframe, spec.iterations),
             )
-        _print_start(out, spec, dataset, ensemble_id, earlier, plan)
+        print_start(out, spec, dataset, ensemble_id, earlier, plan)
         keys = [*spec.seeds, *plan.keys(spec.seeds)]
         with recorder.running(ensemble_id):
             execute_ensemble(
@@ -266,7 +266,7 @@ def _execute(
         ray_session(settings.ray_address, dashboard=settings.dashboard, warm=warm_kernel),
     ):
         platform = pool.platform if pool is not None else {}
-        changed = _platform_changed(spec, expected_platform, platform, allow_platform_change)
+        changed = platform_changed(spec, expected_platform, platform, allow_platform_change)
         searchers = build_searchers(pool)
         run = RunRecord(
             id=uuid.uuid4(),
@@ -306,7 +306,7 @@ def _execute(
         raise end.error
     recorder.finish_run(run.id, RunOutcome.INTERRUPTED, ran)
     print_summary(recorder, ensemble_id, out)
-    raise Interrupted(_why_unfinished(end.failed, end.error, ensemble_id))
+    raise Interrupted(why_unfinished(end.failed, end.error, ensemble_id))
 
 
 def _progress(
@@ -366,46 +366,6 @@ def _record_experiment(
     return replace(end, error=switch.error or end.error)
 
 
-@contextmanager
-def suggestion_pool(spec: JobSpec, settings: RunOptions) -> Iterator[SuggestionPool | None]:
-    """The pinned suggestion processes of a job whose searcher's bits depend on the
-    CPU (the Bayesian one); None for the others."""
-    if spec.searcher not in PLATFORM_DEPENDENT_KINDS:
-        yield None
-        return
-    from search.pool import SuggestionPool
-
-    size = settings.suggestion_processes or spec.execution.suggestion_processes
-    with SuggestionPool(size) as pool:
-        yield pool
-
-
-def _platform_changed(
-    spec: JobSpec,
-    expected: Mapping[str, Any] | None,
-    platform: Mapping[str, Any],
-    allowed: bool,
-) -> bool:
-    """Whether this run's numeric platform differs from the ensemble's; InvalidInput
-    naming each difference unless that is `allowed`. Only the Bayesian searcher's
-    suggestions depend on it."""
-    if spec.searcher not in PLATFORM_DEPENDENT_KINDS or not expected:
-        return False
-    from search.pinned import platform_differences
-
-    differences = platform_differences(expected, platform)
-    if differences and not allowed:
-        raise InvalidInput(
-            [
-                "this machine's numeric platform differs from the one the ensemble's "
-                "Bayesian suggestions were computed on, so they would not be reproduced:",
-                *differences,
-                "--allow-platform-change proceeds anyway (and records that it did)",
-            ]
-        )
-    return bool(differences)
-
-
 def _run(
     spec: JobSpec,
     dataset: Dataset,
@@ -461,67 +421,3 @@ def execution_record(
         "suggestion_processes": None if pool is None else pool.size,
         "ray_address": settings.ray_address or os.environ.get("RAY_ADDRESS") or "local",
     }
-
-
-def _why_unfinished(failed: Mapping[Any, str], error: BaseException | None, ensemble: Any) -> str:
-    resume = f"python -m cluster resume {ensemble}"
-    if error is not None:
-        return f"{error}; the trials recorded so far are kept: {resume}"
-    if failed:
-        shown = ", ".join(
-            f"{_search_name(key.seed)} trial {key.trial_index} ({reason})"
-            for key, reason in sorted(failed.items())[:5]
-        )
-        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        return (
-            f"{len(failed)} trial(s) failed past their retries: {shown}{more}; "
-            f"the other trials are recorded: {resume}"
-        )
-    return f"the run was stopped before the end; finish it with: {resume}"
-
-
-def _search_name(key: int) -> str:
-    """A searcher key as a person reads it: "seed 42", or "seed 42 window 3"."""
-    search = search_key(key)
-    window = "" if search.window is None else f" window {search.window}"
-    return f"seed {search.seed}{window}"
-
-
-def _print_start(
-    out: IO[str],
-    spec: JobSpec,
-    dataset: Dataset,
-    ensemble_id: uuid.UUID,
-    earlier: list[tuple[uuid.UUID, str]],
-    plan: WindowPlan,
-) -> None:
-    manifest = dataset.manifest
-    seeds = ", ".join(map(str, spec.seeds[:8])) + (" ..." if len(spec.seeds) > 8 else "")
-    print(
-        f"ensemble {ensemble_id}  spec {spec.spec_id[:12]}\n"
-        f"  {len(spec.seeds)} seed(s) ({seeds}) x {spec.iterations} trials, "
-        f"{spec.searcher} searcher, strategy {spec.strategy}\n"
-        f"  data: {manifest.rows:,} candles of {manifest.pair or manifest.source.kind} "
-        f"{manifest.timeframe}, fingerprint {manifest.fingerprint[:12]}",
-        file=out,
-        flush=True,
-    )
-    if plan.windows and spec.walk_forward is not None:
-        wf = spec.walk_forward
-        print(
-            f"  walk-forward: {len(plan.windows)} window(s) per seed (train {wf.train:,}, "
-            f"test {wf.test:,}, step {wf.step:,} candles), each searched with "
-            f"{spec.iterations} trials besides the whole-range search",
-            file=out,
-            flush=True,
-        )
-    if earlier:
-        other, fingerprint = earlier[-1]
-        same = "the same data" if fingerprint == manifest.fingerprint else "different data"
-        times = "once" if len(earlier) == 1 else f"{len(earlier)} times"
-        print(
-            f"  this spec ran {times} before, last as ensemble {other} ({same}); to compare:\n"
-            f"    python -m cluster verify {other} {ensemble_id}",
-            file=out,
-            flush=True,
-        )
